@@ -1,0 +1,1 @@
+"""Dyad: sourced facts about the relations between pairs of countries."""

@@ -1,0 +1,160 @@
+"""The ``dyad`` command: serve, migrate, seed, check and export the dataset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from app import dataset, migrate
+from app.db import get_engine
+from app.settings import get_settings
+
+app = typer.Typer(
+    help="Dyad: sourced facts about the relations between pairs of countries.\n\n"
+    "Settings come from DYAD_* environment variables (DYAD_DATABASE_URL, ...).",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Create or update the database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+out = Console()
+err = Console(stderr=True)
+
+FileArg = Annotated[Path, typer.Argument(help="A dataset file in the format of data/seed.json.")]
+
+
+def _print_problems(problems: list[dataset.Problem]) -> None:
+    table = Table("where (JSON pointer)", "problem", title=f"{len(problems)} problem(s)")
+    for problem in problems:
+        table.add_row(problem.pointer or "/", problem.message)
+    err.print(table)
+
+
+def _require_migrated() -> None:
+    engine = get_engine()
+    if not migrate.is_at_head(engine):
+        err.print("[red]The database is not migrated.[/] Run [bold]dyad db upgrade[/] first.")
+        raise typer.Exit(2)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target migration.")] = "head",
+) -> None:
+    """Apply the migrations up to REVISION (default: the latest)."""
+    migrate.upgrade(get_settings().database_url, revision)
+    out.print(f"Database migrated to {migrate.current_revision(get_engine())}.")
+
+
+@db_app.command("downgrade")
+def db_downgrade(
+    revision: Annotated[str, typer.Argument(help="Target migration, or 'base' for none.")],
+) -> None:
+    """Undo the migrations down to REVISION."""
+    migrate.downgrade(get_settings().database_url, revision)
+    out.print(f"Database now at {migrate.current_revision(get_engine()) or 'base'}.")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the migration the database is at, and the latest one."""
+    engine = get_engine()
+    head = migrate.head_revision(get_settings().database_url)
+    out.print(f"current: {migrate.current_revision(engine) or 'none'}  latest: {head}")
+
+
+@app.command()
+def seed(
+    file: Annotated[
+        Path | None, typer.Argument(help="Dataset file (default: data/seed.json).")
+    ] = None,
+    if_changed: Annotated[
+        bool, typer.Option("--if-changed", help="Skip when this exact file was loaded last.")
+    ] = False,
+) -> None:
+    """Load a dataset into the database, all or nothing. Loading the same file again
+    changes nothing."""
+    path = file or get_settings().seed_file
+    _require_migrated()
+    engine = get_engine()
+    digest = dataset.file_digest(path) if path.exists() else None
+    if if_changed:
+        with engine.connect() as connection:
+            if dataset.current_state(connection)[1] == digest:
+                out.print(f"{path.name} is already loaded; nothing to do.")
+                return
+    try:
+        report = dataset.load(engine, dataset.read_file(path), seed_digest=digest)
+    except dataset.DatasetInvalid as exc:
+        _print_problems(exc.problems)
+        err.print("[red]Nothing was written.[/]")
+        raise typer.Exit(1) from None
+    _print_report(report)
+
+
+def _print_report(report: dataset.LoadReport) -> None:
+    if not report.changed:
+        out.print(f"Nothing changed ({report.unchanged} records already up to date).")
+        return
+    verb = "Would write" if report.dry_run else "Wrote"
+    out.print(
+        f"{verb}: {report.created} created, {report.updated} updated, "
+        f"{report.unchanged} unchanged. Dataset revision {report.revision}."
+    )
+
+
+@app.command()
+def check(file: FileArg) -> None:
+    """Validate a dataset file without writing anything. Exit code 1 lists every problem."""
+    try:
+        parsed = dataset.read_file(file)
+        problems = dataset.check_references(parsed)
+    except dataset.DatasetInvalid as exc:
+        problems = exc.problems
+    if problems:
+        _print_problems(problems)
+        raise typer.Exit(1)
+    total = sum(len(getattr(parsed, c)) for c in dataset.COLLECTIONS)
+    out.print(f"{file} is valid: {total} records.")
+
+
+@app.command()
+def export(
+    file: Annotated[Path | None, typer.Argument(help="Where to write (default: stdout).")] = None,
+) -> None:
+    """Write the whole dataset in the format of data/seed.json, in a deterministic order."""
+    _require_migrated()
+    with get_engine().connect() as connection:
+        data = dataset.dumps(dataset.export_dataset(connection))
+    if file is None:
+        typer.echo(data.decode(), nl=False)
+    else:
+        file.write_bytes(data)
+        err.print(f"Exported to {file}.")
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(envvar="HOST", help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(envvar="PORT", help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code changes (development).")] = False,
+) -> None:
+    """Serve the HTTP API (docs at /docs)."""
+    import uvicorn
+
+    uvicorn.run(
+        "app.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        reload=reload,
+        access_log=False,
+        server_header=False,
+        log_level=get_settings().log_level,
+    )

@@ -1,0 +1,199 @@
+"""The error vocabulary, rendered as RFC 9457 ``application/problem+json``.
+
+Code raises a named :class:`Problem`; one set of handlers renders it, FastAPI's own
+validation errors, Starlette's 404/405 and any unexpected exception alike. Nothing
+internal (traceback, SQL, file path) ever reaches a client: a 500 carries a request id
+that points to the traceback in the server log.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from http import HTTPStatus
+from typing import Any, ClassVar
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+
+from app.values import UNKNOWN_COUNTRY
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"
+log = logging.getLogger("dyad")
+
+
+class ProblemError(BaseModel):
+    """One invalid input: where (a JSON pointer into the body, or a parameter name) and why."""
+
+    pointer: str | None = Field(default=None, examples=["/treaties/3/signed"])
+    param: str | None = Field(default=None, examples=["limit"])
+    message: str
+
+
+class ProblemDetails(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(examples=["/problems/not-found"])
+    title: str = Field(examples=["Not Found"])
+    status: int = Field(examples=[404])
+    detail: str = Field(examples=[UNKNOWN_COUNTRY.format(code="XX")])
+    instance: str | None = None
+    errors: list[ProblemError] | None = None
+    request_id: str | None = None
+
+
+class Problem(Exception):
+    """An error the API means to give; subclasses name the kind."""
+
+    status: ClassVar[int] = 400
+    slug: ClassVar[str] = "bad-request"
+
+    def __init__(
+        self,
+        detail: str,
+        *,
+        errors: Sequence[Mapping[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.errors = list(errors) if errors is not None else None
+        self.headers = dict(headers or {})
+
+    @property
+    def title(self) -> str:
+        return HTTPStatus(self.status).phrase
+
+
+class InvalidInput(Problem):
+    status = 422
+    slug = "invalid-input"
+
+
+class NotFound(Problem):
+    status = 404
+    slug = "not-found"
+
+
+class UnknownCountry(NotFound):
+    slug = "unknown-country"
+
+    def __init__(self, code: str) -> None:
+        super().__init__(UNKNOWN_COUNTRY.format(code=code))
+
+
+class Conflict(Problem):
+    status = 409
+    slug = "conflict"
+
+
+class PreconditionFailed(Problem):
+    status = 412
+    slug = "precondition-failed"
+
+
+class NotAcceptable(Problem):
+    status = 406
+    slug = "not-acceptable"
+
+
+class ServiceUnavailable(Problem):
+    status = 503
+    slug = "unavailable"
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    *,
+    slug: str | None = None,
+    errors: Sequence[Mapping[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
+    request_id: str | None = None,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": f"/problems/{slug}" if slug else "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = list(errors)
+    if request_id:
+        body["request_id"] = request_id
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+    )
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the problems a route can answer with."""
+    return {
+        status: {
+            "model": ProblemDetails,
+            "description": HTTPStatus(status).phrase,
+            "content": {
+                PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemDetails"}}
+            },
+        }
+        for status in statuses
+    }
+
+
+def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    errors = []
+    for error in exc.errors():
+        loc = [str(p) for p in error.get("loc", ())]
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        if loc and loc[0] == "body":
+            errors.append({"pointer": "/" + "/".join(loc[1:]), "message": message})
+        else:
+            errors.append({"param": loc[-1] if loc else "", "message": message})
+    return errors
+
+
+def _request_id(request: Request) -> str:
+    return getattr(request.state, "request_id", None) or uuid.uuid4().hex
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Render every error the app can raise as a problem document."""
+
+    @app.exception_handler(Problem)
+    async def _problem(request: Request, exc: Problem) -> Response:
+        return problem_response(
+            exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        errors = _validation_errors(exc)
+        where = ", ".join(e.get("param") or e.get("pointer") or "" for e in errors)
+        return problem_response(
+            422, f"The request is not valid: {where}.", slug="invalid-input", errors=errors
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        detail = {
+            404: f"There is nothing at {request.url.path}. The API lives under /v1; see /docs.",
+            405: f"{request.method} is not allowed on {request.url.path}.",
+        }.get(exc.status_code, str(exc.detail))
+        return problem_response(exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        request_id = _request_id(request)
+        log.exception("unhandled error (request id %s)", request_id)
+        return problem_response(
+            500,
+            "The server failed to answer this request. Quote the request id when reporting it.",
+            slug="internal-error",
+            request_id=request_id,
+        )
