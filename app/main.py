@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from app import observability
+from app import docs, observability, search
 from app.db import create_db_engine
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
@@ -41,4 +41,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_head = observability.migration_head(engine)
     install_problem_handlers(app)
     app.include_router(observability.router)
+    app.include_router(search.router, prefix="/v1")
+    app.include_router(docs.router)
     return app

@@ -10,3 +10,8 @@ from sqlalchemy import Connection
 def reindex(connection: Connection, changes: Iterable[tuple[str, str, str]]) -> None:
     """Bring the search index in line with the entities a write created, updated or deleted."""
     return None
+
+
+from fastapi import APIRouter  # noqa: E402
+
+router = APIRouter(tags=["search"])

@@ -1,0 +1,176 @@
+"""Test databases on every engine: SQLite always, PostgreSQL when DYAD_TEST_DATABASE_URL is set.
+
+Each engine gets a template database per test session (migrated, empty dataset) and a
+seeded one that read-only tests share. Tests that write get their own copy of the template
+(a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL), so no test sees
+another's writes, and every database made here is dropped at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from app import dataset, migrate
+from app.db import create_db_engine, engine_for
+from app.main import create_app
+from app.settings import Settings, get_settings
+
+ENGINES = ["sqlite", "postgresql"]
+SOURCES_DIR = Path(__file__).resolve().parents[2] / "shared" / "sources"
+SEED = Path(__file__).resolve().parents[1] / "data" / "seed.json"
+
+
+class Postgres:
+    """Creates and drops databases on the server named by DYAD_TEST_DATABASE_URL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.admin = create_engine(self.url, isolation_level="AUTOCOMMIT", pool_size=1)
+        self.created: list[str] = []
+
+    def create(self, template: str | None = None) -> str:
+        name = f"dyad_test_{uuid.uuid4().hex[:12]}"
+        clause = f' TEMPLATE "{template}"' if template else ""
+        with self.admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"{clause}'))
+        self.created.append(name)
+        return self.url.set(database=name).render_as_string(hide_password=False)
+
+    def drop(self, url: str) -> None:
+        name = make_url(url).database
+        engine_for.cache_clear()
+        with self.admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.remove(name)  # type: ignore[arg-type]
+
+    def close(self) -> None:
+        for name in list(self.created):
+            with self.admin.connect() as conn:
+                conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Postgres | None]:
+    url = os.environ.get("DYAD_TEST_DATABASE_URL")
+    if not url:
+        yield None
+        return
+    server = Postgres(url)
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session", params=ENGINES)
+def engine_kind(request: pytest.FixtureRequest, postgres: Postgres | None) -> str:
+    if request.param == "postgresql" and postgres is None:
+        pytest.skip("PostgreSQL tests need DYAD_TEST_DATABASE_URL (set by .ci/run)")
+    return str(request.param)
+
+
+@pytest.fixture(scope="session")
+def template_url(
+    engine_kind: str, postgres: Postgres | None, tmp_path_factory: pytest.TempPathFactory
+) -> str:
+    """A migrated database with no dataset loaded, to copy from."""
+    if engine_kind == "sqlite":
+        url = f"sqlite:///{tmp_path_factory.mktemp('template') / 'template.db'}"
+    else:
+        assert postgres is not None
+        url = postgres.create()
+    migrate.upgrade(url)
+    engine = create_db_engine(url)
+    if engine_kind == "sqlite":
+        with engine.connect() as conn:  # fold the WAL into the file so that a copy is whole
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+    engine.dispose()
+    return url
+
+
+def copy_database(
+    template: str, kind: str, postgres: Postgres | None, directory: Path
+) -> str:
+    if kind == "sqlite":
+        target = directory / f"{uuid.uuid4().hex[:8]}.db"
+        shutil.copyfile(make_url(template).database or "", target)
+        return f"sqlite:///{target}"
+    assert postgres is not None
+    return postgres.create(template=make_url(template).database)
+
+
+@pytest.fixture
+def fresh_url(
+    template_url: str, engine_kind: str, postgres: Postgres | None, tmp_path: Path
+) -> Iterator[str]:
+    """A migrated, empty database of the test's own."""
+    url = copy_database(template_url, engine_kind, postgres, tmp_path)
+    yield url
+    engine_for.cache_clear()
+    if engine_kind == "postgresql" and postgres is not None:
+        postgres.drop(url)
+
+
+@pytest.fixture
+def seeded_url(fresh_url: str) -> str:
+    """A migrated database of the test's own, holding the seed."""
+    engine = create_db_engine(fresh_url)
+    dataset.load(engine, dataset.read_file(SEED))
+    engine.dispose()
+    return fresh_url
+
+
+@pytest.fixture(scope="session")
+def shared_seeded_url(
+    template_url: str,
+    engine_kind: str,
+    postgres: Postgres | None,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> str:
+    """A seeded database that read-only tests share: never write to it."""
+    url = copy_database(template_url, engine_kind, postgres, tmp_path_factory.mktemp("seeded"))
+    engine = create_db_engine(url)
+    dataset.load(engine, dataset.read_file(SEED))
+    engine.dispose()
+    return url
+
+
+def make_client(url: str, **overrides: object) -> TestClient:
+    settings = Settings(database_url=url, **overrides)  # type: ignore[arg-type]
+    return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+@pytest.fixture(scope="session")
+def client(shared_seeded_url: str) -> Iterator[TestClient]:
+    """An HTTP client of the app over the shared seeded database (read-only tests)."""
+    with make_client(shared_seeded_url) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def write_client(seeded_url: str) -> Iterator[TestClient]:
+    """An HTTP client of the app over a seeded database of the test's own."""
+    with make_client(seeded_url) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    """Point the CLI's settings at a URL: ``use_database(url)``."""
+
+    def point(url: str) -> None:
+        monkeypatch.setenv("DYAD_DATABASE_URL", url)
+        get_settings.cache_clear()
+        engine_for.cache_clear()
+
+    yield point
+    get_settings.cache_clear()
+    engine_for.cache_clear()
