@@ -6,9 +6,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
-from app import docs, observability, search
+from app import changes, countries, docs, dossier, observability, search, sources
 from app.db import create_db_engine
+from app.etags import ETagMiddleware
+from app.facts import organizations, people, routes, trade, treaties, visits
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 
@@ -17,6 +20,17 @@ Sourced facts about the relations between pairs of countries: diplomatic relatio
 treaties, official visits, trade figures, transport routes and shared organizations.
 Every fact carries `sources`: the source's id and the sentence of it that supports the fact.
 """
+
+
+EXPOSED_HEADERS = [
+    "ETag",
+    "Link",
+    "Location",
+    "Retry-After",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+]
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -39,8 +53,33 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.settings = settings
     app.state.engine = engine
     app.state.migration_head = observability.migration_head(engine)
+    app.state.metrics = observability.Metrics()
     install_problem_handlers(app)
+    # Added last runs first: metrics see every answer, CORS headers go on 304s too.
+    app.add_middleware(ETagMiddleware, max_age=settings.cache_max_age)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_credentials=False,
+        allow_methods=["*"],
+        allow_headers=["*"],
+        expose_headers=EXPOSED_HEADERS,
+    )
+    app.add_middleware(observability.MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(observability.router)
-    app.include_router(search.router, prefix="/v1")
-    app.include_router(docs.router)
+    for module in (
+        countries,
+        dossier,
+        treaties,
+        visits,
+        trade,
+        routes,
+        organizations,
+        people,
+        sources,
+        search,
+        changes,
+    ):
+        app.include_router(module.router, prefix="/v1")
+    docs.install_docs(app)
     return app

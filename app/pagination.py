@@ -17,7 +17,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement
+from sqlalchemy import ColumnElement, Connection, Table, func, select
 from starlette.responses import Response
 
 from app.problems import InvalidInput
@@ -91,7 +91,7 @@ def order_by(
                 errors=[{"param": "sort", "message": f"unknown sort field {name!r}"}],
             )
         column = fields[name]
-        clauses.append(column.desc() if descending else column.asc())
+        clauses.append((column.desc() if descending else column.asc()).nulls_last())
     clauses.append(tie_break.asc())
     return clauses
 
@@ -176,3 +176,17 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 Flattener = Callable[[Mapping[str, Any]], dict[str, str]]
+
+
+def select_page(
+    connection: Connection,
+    main: Table,
+    where: Sequence[ColumnElement[bool]],
+    order: Sequence[ColumnElement[Any]],
+    params: PageParams,
+) -> tuple[list[str], int]:
+    """The ids of one page of ``main`` and the total count, in two indexed queries."""
+    total = connection.execute(select(func.count()).select_from(main).where(*where)).scalar_one()
+    query = select(main.c.id).where(*where).order_by(*order)
+    ids = connection.scalars(query.limit(params.limit).offset(params.offset))
+    return list(ids), int(total)

@@ -1,0 +1,94 @@
+"""The change feed ``/v1/changes`` and the whole-dataset export ``/v1/export``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import EngineDep
+from app.dataset import current_state, dumps, export_dataset
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep, page_response
+from app.problems import problem_responses
+from app.records import Dataset
+
+CHANGE = table(m.DatasetChange)
+
+
+class Change(BaseModel):
+    revision: int = Field(description="The dataset revision the write made.")
+    at: datetime
+    action: Literal["create", "update", "delete"]
+    type: str = Field(examples=["treaty"])
+    id: str
+
+
+class ChangePage(Page[Change]):
+    revision: int = Field(description="The current dataset revision.")
+
+
+router = APIRouter(tags=["changes"])
+
+
+@router.get(
+    "/changes",
+    operation_id="list_changes",
+    summary="The change feed",
+    description="Every write after revision `since`, oldest first; each change names the "
+    "revision it made. A mirror stores the top-level `revision` and asks again with "
+    "`since=<that revision>` to stay in sync. A write that touches several entities (an "
+    "import) makes one revision with several changes.",
+    response_model=ChangePage,
+    responses={**CSV_RESPONSE, **problem_responses(422)},
+)
+def list_changes(
+    request: Request,
+    engine: EngineDep,
+    page: PageDep,
+    since: Annotated[int, Query(ge=0, description="Revision already seen.")] = 0,
+) -> Response:
+    where = [CHANGE.c.revision > since]
+    with engine.connect() as connection:
+        revision = current_state(connection)[0]
+        total = connection.execute(
+            select(func.count()).select_from(CHANGE).where(*where)
+        ).scalar_one()
+        rows = connection.execute(
+            select(CHANGE)
+            .where(*where)
+            .order_by(CHANGE.c.seq)
+            .limit(page.limit)
+            .offset(page.offset)
+        ).mappings()
+        items = [
+            {
+                "revision": r["revision"],
+                "at": r["at"].isoformat(),
+                "action": r["action"],
+                "type": r["entity_type"],
+                "id": r["entity_id"],
+            }
+            for r in rows
+        ]
+    return page_response(request, page, items, total, extra={"revision": revision})
+
+
+@router.get(
+    "/export",
+    operation_id="export_dataset",
+    summary="The whole dataset, in the format of data/seed.json",
+    description="Every entity in a deterministic order (collections in loading order, "
+    "records by id). Loading the export into an empty database and exporting again gives "
+    "the same bytes.",
+    response_model=Dataset,
+)
+def export(engine: EngineDep) -> Response:
+    with engine.connect() as connection:
+        body = dumps(export_dataset(connection))
+    return Response(body, media_type="application/json")

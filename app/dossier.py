@@ -1,0 +1,350 @@
+"""The pair dossier and timeline: everything that ties two countries, in one answer.
+
+The dossier is assembled read-only with a fixed number of queries (one id query per
+section, then each section's records in bulk), whatever the number of facts. It is
+symmetric: the pair is put in canonical order before any query, so ``KZ/AZ`` and ``AZ/KZ``
+hold the same facts; only ``countries`` keeps the order that was asked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Path, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, Engine, and_, or_, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, country_index, resolve
+from app.facts import organizations, routes, trade, treaties, visits
+from app.facts.routes import RoutePublic
+from app.facts.schemas import Citation, Fact
+from app.facts.trade import TradePublic
+from app.facts.treaties import TreatyPublic
+from app.facts.visits import VisitPublic
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep, json_response, page_response
+from app.problems import InvalidInput, problem_responses
+from app.readers import read_collection
+from app.values import PartialDate
+
+Record = dict[str, Any]
+RELATION = table(m.DiplomaticRelation)
+FIGURE = table(m.Figure)
+TRADE = table(m.TradeFigure)
+VISIT = table(m.Visit)
+MEMBERSHIP = table(m.Membership)
+ORGANIZATION = table(m.Organization)
+
+
+class RelationNote(Fact):
+    text: str
+
+
+class DiplomaticRelation(Fact):
+    established: PartialDate | None = Field(examples=["1992"])
+    notes: list[RelationNote] = Field(
+        description="Qualitative statements the sources make about the pair."
+    )
+
+
+class PairFigure(Fact):
+    metric: str = Field(examples=["bilateral_agreements"])
+    value: float | int = Field(examples=[90])
+    unit: str = Field(examples=["agreements"])
+    approximate: bool
+    as_of: PartialDate | None
+    description: str | None
+
+
+class SharedOrganization(BaseModel):
+    id: str
+    name: str
+    acronym: str | None
+    kind: str | None
+    members: list[organizations.Member] = Field(description="The pair's two memberships.")
+
+
+class SourceSummary(BaseModel):
+    id: str
+    title: str
+    publisher: str | None
+    author: str | None
+    published_at: str | None
+    url: str | None
+    language: str | None
+    notes: str | None
+
+
+class Dossier(BaseModel):
+    """Every fact of a pair, each with its sources, and every source cited once."""
+
+    countries: list[CountryPublic] = Field(description="The two countries, in the order asked.")
+    diplomatic_relations: list[DiplomaticRelation]
+    treaties: list[TreatyPublic]
+    visits: list[VisitPublic]
+    trade: list[TradePublic]
+    figures: list[PairFigure]
+    shared_organizations: list[SharedOrganization]
+    routes: list[RoutePublic]
+    sources: list[SourceSummary]
+
+
+class TimelineEntry(BaseModel):
+    date: PartialDate
+    type: str = Field(examples=["treaty"])
+    id: str
+    title: str
+    sources: list[Citation]
+
+
+def _pair_path(
+    engine: EngineDep,
+    a: Annotated[str, Path(max_length=16, description="A country, any ISO code form.")],
+    b: Annotated[str, Path(max_length=16, description="The other country.")],
+) -> tuple[str, str]:
+    first, second = resolve(engine, a), resolve(engine, b)
+    if first == second:
+        raise InvalidInput(
+            f"A pair needs two different countries; {a!r} and {b!r} both name {first}.",
+            errors=[{"param": "b", "message": "must differ from a"}],
+        )
+    return first, second
+
+
+PairPath = Annotated[tuple[str, str], Depends(_pair_path)]
+
+
+def _ids(connection: Connection, query: Any) -> list[str]:
+    return list(connection.scalars(query))
+
+
+def build_dossier(connection: Connection, a: str, b: str) -> Record:
+    """The dossier of a pair, with a number of queries that does not depend on the data."""
+    x, y = sorted((a, b))
+    engine: Engine = connection.engine
+    index = country_index(engine)
+    relation_ids = _ids(
+        connection,
+        select(RELATION.c.id)
+        .where(RELATION.c.country_a == x, RELATION.c.country_b == y)
+        .order_by(RELATION.c.id),
+    )
+    treaty_ids = _ids(
+        connection,
+        select(treaties.TREATY.c.id)
+        .where(treaties.party(x), treaties.party(y))
+        .order_by(treaties.TREATY.c.signed_start, treaties.TREATY.c.id),
+    )
+    visit_ids = _ids(
+        connection,
+        select(VISIT.c.id)
+        .where(
+            or_(
+                and_(VISIT.c.guest == x, VISIT.c.host == y),
+                and_(VISIT.c.guest == y, VISIT.c.host == x),
+            )
+        )
+        .order_by(VISIT.c.date_start, VISIT.c.id),
+    )
+    trade_ids = _ids(
+        connection,
+        select(TRADE.c.id)
+        .where(
+            or_(
+                and_(TRADE.c.reporter == x, TRADE.c.partner == y),
+                and_(TRADE.c.reporter == y, TRADE.c.partner == x),
+            )
+        )
+        .order_by(TRADE.c.year, TRADE.c.flow, TRADE.c.id),
+    )
+    figure_ids = _ids(
+        connection,
+        select(FIGURE.c.id)
+        .where(FIGURE.c.country_a == x, FIGURE.c.country_b == y)
+        .order_by(FIGURE.c.metric, FIGURE.c.id),
+    )
+    org_ids = _ids(
+        connection,
+        select(ORGANIZATION.c.id)
+        .where(organizations.member(x), organizations.member(y))
+        .order_by(ORGANIZATION.c.name),
+    )
+    route_ids = _ids(
+        connection,
+        select(routes.ROUTE.c.id)
+        .where(routes.through(x), routes.through(y))
+        .order_by(routes.ROUTE.c.name),
+    )
+
+    relations = read_collection(connection, "relations", relation_ids)
+    figures = read_collection(connection, "figures", figure_ids)
+    for figure in figures:
+        del figure["countries"], figure["route"]
+    shared = organizations.present(
+        connection, read_collection(connection, "organizations", org_ids)
+    )
+    for org in shared:
+        org["members"] = [ms for ms in org["members"] if ms["country"]["iso2"] in (x, y)]
+    dossier: Record = {
+        "countries": [index[a], index[b]],
+        "diplomatic_relations": [
+            {k: v for k, v in r.items() if k != "countries"} for r in relations
+        ],
+        "treaties": treaties.present(
+            connection, read_collection(connection, "treaties", treaty_ids)
+        ),
+        "visits": visits.present(connection, read_collection(connection, "visits", visit_ids)),
+        "trade": trade.present(connection, read_collection(connection, "trade", trade_ids)),
+        "figures": figures,
+        "shared_organizations": shared,
+        "routes": routes.present(connection, read_collection(connection, "routes", route_ids)),
+    }
+    cited = sorted({c["source"] for c in _citations(dossier)})
+    dossier["sources"] = read_collection(connection, "sources", cited)
+    return dossier
+
+
+def _citations(value: Any) -> Iterator[Record]:
+    """Every ``{source, quote}`` anywhere in a nested answer."""
+    if isinstance(value, dict):
+        if set(value) == {"source", "quote"}:
+            yield value
+            return
+        for item in value.values():
+            yield from _citations(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _citations(item)
+
+
+def _amount(value: float | int, approximate: bool) -> str:
+    return ("about " if approximate else "") + f"{value:,}"
+
+
+def timeline(dossier: Record) -> list[Record]:
+    """Every dated fact of the dossier, oldest first (see ``TIMELINE_ORDER``)."""
+    entries: list[Record] = []
+
+    def add(when: str | None, type_: str, id_: str, title: str, sources: list[Record]) -> None:
+        if when:
+            entries.append(
+                {"date": when, "type": type_, "id": id_, "title": title, "sources": sources}
+            )
+
+    names = [c["name"] for c in dossier["countries"]]
+    for r in dossier["diplomatic_relations"]:
+        add(
+            r["established"],
+            "relation",
+            r["id"],
+            f"Diplomatic relations established between {names[0]} and {names[1]}",
+            r["sources"],
+        )
+    for t in dossier["treaties"]:
+        add(t["signed"], "treaty", t["id"], f"{t['title']} signed", t["sources"])
+    for v in dossier["visits"]:
+        kind = f"{v['kind'].capitalize()} visit" if v["kind"] else "Visit"
+        place = f" ({v['place']})" if v["place"] else ""
+        add(
+            v["date"],
+            "visit",
+            v["id"],
+            f"{kind} of {v['guest']['name']} to {v['host']['name']}{place}",
+            v["sources"],
+        )
+    for tr in dossier["trade"]:
+        who = (
+            f"{tr['reporter']['name']} - {tr['partner']['name']}"
+            if tr["flow"] == "turnover"
+            else f"{tr['reporter']['name']} {tr['flow']}s with {tr['partner']['name']}"
+        )
+        add(
+            str(tr["year"]),
+            "trade",
+            tr["id"],
+            f"Trade {who}: {_amount(tr['value'], tr['approximate'])} {tr['currency']}",
+            tr["sources"],
+        )
+    for f in dossier["figures"]:
+        add(
+            f["as_of"],
+            "figure",
+            f["id"],
+            f"{f['metric'].replace('_', ' ').capitalize()}: "
+            f"{_amount(f['value'], f['approximate'])} {f['unit']}",
+            f["sources"],
+        )
+    for org in dossier["shared_organizations"]:
+        for ms in org["members"]:
+            add(
+                ms["since"],
+                "membership",
+                ms["id"],
+                f"{ms['country']['name']} member of {org['name']}",
+                ms["sources"],
+            )
+    return sorted(entries, key=_timeline_key)
+
+
+TYPE_ORDER = {"relation": 0, "treaty": 1, "membership": 2, "visit": 3, "trade": 4, "figure": 5}
+
+
+def _timeline_key(entry: Record) -> tuple[date, int, int, str]:
+    when = PartialDate.parse(entry["date"])
+    return (when.start, -when.end.toordinal(), TYPE_ORDER[entry["type"]], entry["id"])
+
+
+TIMELINE_ORDER = (
+    "Entries are ordered by the first day their date covers; on the same first day the "
+    "coarser date comes first (`2005` before `2005-01` before `2005-01-01`, and `2005` before "
+    "`2005-03-01` because it starts earlier); then by kind (relation, treaty, membership, "
+    "visit, trade, figure) and id. Trade figures are dated by their year."
+)
+
+router = APIRouter(prefix="/relations", tags=["relations"])
+
+
+@router.get(
+    "/{a}/{b}",
+    operation_id="get_relation_dossier",
+    summary="The dossier of a pair of countries",
+    description="Everything that ties two countries: diplomatic relations (with the "
+    "qualitative notes of the sources), treaties both are parties to, visits either way, "
+    "trade figures, pair figures, shared organizations, routes through both, and every "
+    "source cited. `{a}/{b}` and `{b}/{a}` hold the same facts. A pair with no facts is a "
+    "200 with empty lists; the same country twice is a 422.",
+    response_model=Dossier,
+    responses=problem_responses(404, 422),
+)
+def get_relation_dossier(engine: EngineDep, pair: PairPath) -> Response:
+    with engine.connect() as connection:
+        return json_response(build_dossier(connection, *pair))
+
+
+@router.get(
+    "/{a}/{b}/timeline",
+    operation_id="get_relation_timeline",
+    summary="Every dated fact of a pair, in order",
+    description="One chronological list of the pair's dated facts: relations established, "
+    "treaties signed, visits, memberships, trade years and figures with `as_of`. " + TIMELINE_ORDER,
+    response_model=Page[TimelineEntry],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def get_relation_timeline(
+    request: Request, engine: EngineDep, pair: PairPath, page: PageDep
+) -> Response:
+    if page.sort not in (None, "date", "-date"):
+        raise InvalidInput(
+            "The timeline sorts only by `date` (oldest first) or `-date` (newest first).",
+            errors=[{"param": "sort", "message": f"unknown sort field {page.sort!r}"}],
+        )
+    with engine.connect() as connection:
+        entries = timeline(build_dossier(connection, *pair))
+    if page.sort == "-date":
+        entries.reverse()
+    window = entries[page.offset : page.offset + page.limit]
+    return page_response(request, page, window, len(entries))

@@ -1,0 +1,1 @@
+"""One module per kind of fact: its public schema, its filters and its routes."""

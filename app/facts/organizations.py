@@ -1,0 +1,110 @@
+"""Organizations and the countries that belong to them: ``/v1/organizations``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, func, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Citation
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.readers import read_collection
+from app.resources import CountryQuery, Record, TextQuery, get_response, list_response
+from app.values import PartialDate
+
+ORGANIZATION = table(m.Organization)
+MEMBERSHIP = table(m.Membership)
+
+
+class Member(BaseModel):
+    """A country's membership, with the sources that state it."""
+
+    id: str = Field(examples=["kz-un"])
+    country: CountryPublic
+    since: PartialDate | None
+    sources: list[Citation]
+
+
+class OrganizationPublic(BaseModel):
+    id: str = Field(examples=["un"])
+    name: str = Field(examples=["United Nations"])
+    acronym: str | None = Field(examples=["UN"])
+    kind: str | None
+    members: list[Member]
+
+
+def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record]]:
+    ids = connection.scalars(
+        select(MEMBERSHIP.c.id)
+        .where(MEMBERSHIP.c.organization_id.in_(org_ids))
+        .order_by(MEMBERSHIP.c.country)
+    ).all()
+    grouped: dict[str, list[Record]] = {}
+    for ms in read_collection(connection, "memberships", list(ids)):
+        org = ms.pop("organization")
+        grouped.setdefault(org, []).append(with_countries(connection.engine, ms, ["country"]))
+    return grouped
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    found = members(connection, [r["id"] for r in records])
+    return [{**r, "members": found.get(r["id"], [])} for r in records]
+
+
+def member(code: str):  # type: ignore[no-untyped-def]
+    return ORGANIZATION.c.id.in_(
+        select(MEMBERSHIP.c.organization_id).where(MEMBERSHIP.c.country == code)
+    )
+
+
+router = APIRouter(prefix="/organizations", tags=["organizations"])
+SORT_FIELDS = {
+    "name": ORGANIZATION.c.name,
+    "acronym": ORGANIZATION.c.acronym,
+    "id": ORGANIZATION.c.id,
+}
+
+
+@router.get(
+    "",
+    operation_id="list_organizations",
+    summary="List organizations",
+    description="Organizations with their member countries; each membership carries its "
+    "sources. `country` selects organizations it belongs to. Sortable by `name`, `acronym`, "
+    "`id`.",
+    response_model=Page[OrganizationPublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_organizations(
+    request: Request, engine: EngineDep, page: PageDep, country: CountryQuery, q: TextQuery = None
+) -> Response:
+    where = [member(country)] if country else []
+    if q:
+        needle = q.lower()
+        where.append(
+            func.lower(ORGANIZATION.c.name).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(ORGANIZATION.c.acronym, "")).contains(
+                needle, autoescape=True
+            )
+        )
+    return list_response(
+        request, engine, page, "organizations", where, SORT_FIELDS, "name", present
+    )
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_organization",
+    summary="Get one organization",
+    response_model=OrganizationPublic,
+    responses=problem_responses(404, 422),
+)
+def get_organization(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "organizations", id, present)

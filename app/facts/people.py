@@ -1,0 +1,98 @@
+"""People and the titles sources give them: ``/v1/people``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, func, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Fact, Ref
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.resources import CountryQuery, Record, get_response, list_response, names
+from app.values import PartialDate
+
+PERSON = table(m.Person)
+ROLE = table(m.Role)
+ORGANIZATION = table(m.Organization)
+
+
+class RolePublic(Fact):
+    title: str = Field(examples=["President"])
+    country: CountryPublic | None
+    organization: Ref | None
+    start: PartialDate | None
+    end: PartialDate | None
+    as_of: PartialDate | None = Field(description="When the source gives the title.")
+
+
+class PersonPublic(BaseModel):
+    id: str = Field(examples=["kassym-jomart-tokayev"])
+    name: str = Field(examples=["Kassym-Jomart Tokayev"])
+    roles: list[RolePublic]
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    orgs = {r["organization"] for p in records for r in p["roles"] if r["organization"]}
+    org_names = names(connection, ORGANIZATION.c.id, ORGANIZATION.c.name, orgs)
+    out = []
+    for person in records:
+        roles = []
+        for role in person["roles"]:
+            role = with_countries(connection.engine, role, ["country"])
+            org = role["organization"]
+            role["organization"] = {"id": org, "name": org_names[org]} if org else None
+            roles.append(role)
+        out.append({**person, "roles": roles})
+    return out
+
+
+router = APIRouter(prefix="/people", tags=["people"])
+SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
+
+
+@router.get(
+    "",
+    operation_id="list_people",
+    summary="List people",
+    description="People with the roles sources give them. `country` selects people with a "
+    "role in that country; `organization` with a role in that organization. Sortable by "
+    "`name`, `id`.",
+    response_model=Page[PersonPublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_people(
+    request: Request,
+    engine: EngineDep,
+    page: PageDep,
+    country: CountryQuery,
+    organization: Annotated[str | None, Query(max_length=120)] = None,
+    q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
+) -> Response:
+    where = []
+    if country:
+        where.append(PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.country == country)))
+    if organization:
+        where.append(
+            PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.organization_id == organization))
+        )
+    if q:
+        where.append(func.lower(PERSON.c.name).contains(q.lower(), autoescape=True))
+    return list_response(request, engine, page, "people", where, SORT_FIELDS, "name", present)
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_person",
+    summary="Get one person",
+    response_model=PersonPublic,
+    responses=problem_responses(404, 422),
+)
+def get_person(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "people", id, present)

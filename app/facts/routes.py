@@ -1,0 +1,96 @@
+"""Transport routes, the countries on them and their figures: ``/v1/routes``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import Field
+from sqlalchemy import Connection, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Fact
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.readers import read_collection
+from app.resources import CountryQuery, Record, get_response, list_response
+from app.values import PartialDate
+
+ROUTE = table(m.TransportRoute)
+ROUTE_COUNTRY = table(m.RouteCountry)
+FIGURE = table(m.Figure)
+
+
+class RouteFigure(Fact):
+    metric: str = Field(examples=["throughput"])
+    value: float | int = Field(examples=[6000000])
+    unit: str = Field(examples=["t/year"])
+    approximate: bool
+    as_of: PartialDate | None
+    description: str | None
+
+
+class RoutePublic(Fact):
+    name: str = Field(examples=["Trans-Caspian International Transport Route"])
+    acronym: str | None = Field(examples=["TITR"])
+    description: str | None
+    countries: list[CountryPublic] = Field(description="In the order the route runs.")
+    figures: list[RouteFigure]
+
+
+def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, list[Record]]:
+    ids = connection.scalars(
+        select(FIGURE.c.id).where(FIGURE.c.route_id.in_(route_ids)).order_by(FIGURE.c.id)
+    ).all()
+    grouped: dict[str, list[Record]] = {}
+    for figure in read_collection(connection, "figures", list(ids)):
+        route = figure.pop("route")
+        figure.pop("countries")
+        grouped.setdefault(route, []).append(figure)
+    return grouped
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    figures = route_figures(connection, [r["id"] for r in records])
+    return [
+        {**with_countries(connection.engine, r, ["countries"]), "figures": figures.get(r["id"], [])}
+        for r in records
+    ]
+
+
+def through(code: str):  # type: ignore[no-untyped-def]
+    return ROUTE.c.id.in_(select(ROUTE_COUNTRY.c.route_id).where(ROUTE_COUNTRY.c.country == code))
+
+
+router = APIRouter(prefix="/routes", tags=["routes"])
+SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
+
+
+@router.get(
+    "",
+    operation_id="list_routes",
+    summary="List transport routes",
+    description="Routes with the countries on them (in order), their figures and sources. "
+    "`country` selects routes through that country. Sortable by `name`, `id`.",
+    response_model=Page[RoutePublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_routes(
+    request: Request, engine: EngineDep, page: PageDep, country: CountryQuery
+) -> Response:
+    where = [through(country)] if country else []
+    return list_response(request, engine, page, "routes", where, SORT_FIELDS, "name", present)
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_route",
+    summary="Get one transport route",
+    response_model=RoutePublic,
+    responses=problem_responses(404, 422),
+)
+def get_route(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "routes", id, present)

@@ -1,0 +1,97 @@
+"""Yearly trade figures between countries: ``/v1/trade``."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import Field
+from sqlalchemy import Connection, and_, or_
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Fact
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.resources import CountryQuery, PartnerQuery, Record, get_response, list_response
+
+TRADE = table(m.TradeFigure)
+
+
+class TradePublic(Fact):
+    reporter: CountryPublic
+    partner: CountryPublic
+    year: int = Field(examples=[2021])
+    flow: Literal["turnover", "export", "import"] = Field(
+        description="`turnover` is the pair's total (symmetric); `export`/`import` are as "
+        "reported by `reporter`."
+    )
+    value: int = Field(examples=[332200000], description="Whole units of `currency`.")
+    currency: str = Field(examples=["USD"])
+    approximate: bool
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    return [with_countries(connection.engine, r, ["reporter", "partner"]) for r in records]
+
+
+router = APIRouter(prefix="/trade", tags=["trade"])
+SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flow, "id": TRADE.c.id}
+
+
+@router.get(
+    "",
+    operation_id="list_trade",
+    summary="List trade figures",
+    description="Trade figures with their sources. `country` matches the reporter or the "
+    "partner. With `partner`: the figures `country` reports about `partner`, plus the "
+    "pair's turnover whichever way round it is stored. Two sources that disagree are two "
+    "figures. Sortable by `year`, `value`, `flow`, `id` (default `-year`).",
+    response_model=Page[TradePublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_trade(
+    request: Request,
+    engine: EngineDep,
+    page: PageDep,
+    country: CountryQuery,
+    partner: PartnerQuery,
+    flow: Annotated[Literal["turnover", "export", "import"] | None, Query()] = None,
+    year_from: Annotated[int | None, Query(ge=1800, le=2200)] = None,
+    year_to: Annotated[int | None, Query(ge=1800, le=2200)] = None,
+) -> Response:
+    where = []
+    if country and partner:
+        where.append(
+            or_(
+                and_(TRADE.c.reporter == country, TRADE.c.partner == partner),
+                and_(
+                    TRADE.c.flow == "turnover",
+                    TRADE.c.reporter == partner,
+                    TRADE.c.partner == country,
+                ),
+            )
+        )
+    elif country or partner:
+        code = country or partner
+        where.append(or_(TRADE.c.reporter == code, TRADE.c.partner == code))
+    if flow:
+        where.append(TRADE.c.flow == flow)
+    if year_from is not None:
+        where.append(TRADE.c.year >= year_from)
+    if year_to is not None:
+        where.append(TRADE.c.year <= year_to)
+    return list_response(request, engine, page, "trade", where, SORT_FIELDS, "-year", present)
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_trade_figure",
+    summary="Get one trade figure",
+    response_model=TradePublic,
+    responses=problem_responses(404, 422),
+)
+def get_trade_figure(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "trade", id, present)

@@ -1,0 +1,98 @@
+"""Treaties and agreements between countries: ``/v1/treaties``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Request
+from pydantic import Field
+from sqlalchemy import Connection, func, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Fact
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.resources import (
+    CountryQuery,
+    PartnerQuery,
+    Record,
+    TextQuery,
+    date_query,
+    get_response,
+    list_response,
+    overlaps,
+)
+from app.values import PartialDate
+
+TREATY = table(m.Treaty)
+PARTY = table(m.TreatyParty)
+
+
+class TreatyPublic(Fact):
+    title: str = Field(examples=["Treaty on Strategic Partnership and Allied Relations"])
+    kind: str | None = Field(examples=["treaty"])
+    signed: PartialDate | None
+    signed_place: str | None = Field(examples=["Baku"])
+    parties: list[CountryPublic]
+    description: str | None
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    engine = connection.engine
+    return [with_countries(engine, r, ["parties"]) for r in records]
+
+
+def party(code: str):  # type: ignore[no-untyped-def]
+    return TREATY.c.id.in_(select(PARTY.c.treaty_id).where(PARTY.c.country == code))
+
+
+router = APIRouter(prefix="/treaties", tags=["treaties"])
+SORT_FIELDS = {"signed": TREATY.c.signed_start, "title": TREATY.c.title, "id": TREATY.c.id}
+
+
+@router.get(
+    "",
+    operation_id="list_treaties",
+    summary="List treaties",
+    description="Treaties with their parties and sources. `country` and `partner` select "
+    "treaties both are parties to. Sortable by `signed`, `title`, `id` (default `-signed`).",
+    response_model=Page[TreatyPublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_treaties(
+    request: Request,
+    engine: EngineDep,
+    page: PageDep,
+    country: CountryQuery,
+    partner: PartnerQuery,
+    signed_from: Annotated[
+        PartialDate | None, date_query("signed_from", "Signed on or after.")
+    ] = None,
+    signed_to: Annotated[
+        PartialDate | None, date_query("signed_to", "Signed on or before.")
+    ] = None,
+    q: TextQuery = None,
+) -> Response:
+    where = overlaps(TREATY.c.signed_start, TREATY.c.signed_end, signed_from, signed_to)
+    where += [party(code) for code in (country, partner) if code]
+    if q:
+        needle = q.lower()
+        where.append(
+            func.lower(TREATY.c.title).contains(needle, autoescape=True)
+            | func.lower(func.coalesce(TREATY.c.description, "")).contains(needle, autoescape=True)
+        )
+    return list_response(request, engine, page, "treaties", where, SORT_FIELDS, "-signed", present)
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_treaty",
+    summary="Get one treaty",
+    response_model=TreatyPublic,
+    responses=problem_responses(404, 422),
+)
+def get_treaty(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "treaties", id, present)

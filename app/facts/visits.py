@@ -1,0 +1,125 @@
+"""Official visits between countries: ``/v1/visits``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+from sqlalchemy import Connection, and_, or_, select
+from starlette.responses import Response
+
+from app import models as m
+from app.countries import CountryPublic, EngineDep, with_countries
+from app.facts.schemas import Fact, Ref
+from app.models import table
+from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.problems import problem_responses
+from app.resources import (
+    CountryQuery,
+    GuestQuery,
+    HostQuery,
+    PartnerQuery,
+    Record,
+    date_query,
+    get_response,
+    list_response,
+    names,
+    overlaps,
+)
+from app.values import PartialDate
+
+VISIT = table(m.Visit)
+PARTICIPANT = table(m.VisitParticipant)
+PERSON = table(m.Person)
+
+
+class Participant(BaseModel):
+    person: Ref
+    role: str = Field(examples=["guest_leader", "welcomed_by"])
+
+
+class VisitPublic(Fact):
+    date: PartialDate
+    kind: str | None = Field(examples=["official"])
+    guest: CountryPublic
+    host: CountryPublic
+    place: str | None = Field(examples=["Baku"])
+    description: str | None
+    participants: list[Participant]
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    engine = connection.engine
+    people = {p["person"] for r in records for p in r["participants"]}
+    person_names = names(connection, PERSON.c.id, PERSON.c.name, people)
+    out = []
+    for record in records:
+        visit = with_countries(engine, record, ["guest", "host"])
+        visit["participants"] = [
+            {"person": {"id": p["person"], "name": person_names[p["person"]]}, "role": p["role"]}
+            for p in record["participants"]
+        ]
+        out.append(visit)
+    return out
+
+
+router = APIRouter(prefix="/visits", tags=["visits"])
+SORT_FIELDS = {"date": VISIT.c.date_start, "id": VISIT.c.id, "place": VISIT.c.place}
+
+
+@router.get(
+    "",
+    operation_id="list_visits",
+    summary="List visits",
+    description="Visits with their guest and host countries, participants and sources. "
+    "`country` matches the guest or the host; with `partner`, visits between the two in "
+    "either direction. Sortable by `date`, `place`, `id` (default `-date`).",
+    response_model=Page[VisitPublic],
+    responses={**CSV_RESPONSE, **problem_responses(404, 422)},
+)
+def list_visits(
+    request: Request,
+    engine: EngineDep,
+    page: PageDep,
+    country: CountryQuery,
+    partner: PartnerQuery,
+    host: HostQuery,
+    guest: GuestQuery,
+    person: Annotated[
+        str | None, Query(max_length=120, description="Id of a person taking part.")
+    ] = None,
+    date_from: Annotated[PartialDate | None, date_query("from", "On or after.")] = None,
+    date_to: Annotated[PartialDate | None, date_query("to", "On or before.")] = None,
+) -> Response:
+    where = overlaps(VISIT.c.date_start, VISIT.c.date_end, date_from, date_to)
+    for code in (country, partner):
+        if code:
+            where.append(or_(VISIT.c.guest == code, VISIT.c.host == code))
+    if country and partner:
+        where.append(
+            or_(
+                and_(VISIT.c.guest == country, VISIT.c.host == partner),
+                and_(VISIT.c.guest == partner, VISIT.c.host == country),
+            )
+        )
+    if host:
+        where.append(VISIT.c.host == host)
+    if guest:
+        where.append(VISIT.c.guest == guest)
+    if person:
+        where.append(
+            VISIT.c.id.in_(select(PARTICIPANT.c.visit_id).where(PARTICIPANT.c.person_id == person))
+        )
+    return list_response(request, engine, page, "visits", where, SORT_FIELDS, "-date", present)
+
+
+@router.get(
+    "/{id}",
+    operation_id="get_visit",
+    summary="Get one visit",
+    response_model=VisitPublic,
+    responses=problem_responses(404, 422),
+)
+def get_visit(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
+    return get_response(engine, "visits", id, present)

@@ -1,0 +1,151 @@
+"""The one list/get path every resource uses: filter, sort, page, read, present.
+
+No ``from __future__ import annotations`` here: the query-parameter factories build their
+annotations at run time, and FastAPI must see them evaluated.
+
+A resource module supplies its filters (SQL conditions on its main table), its sortable
+fields and a ``present`` function that turns dataset records into public objects (codes
+into country objects, ids into named references); everything else is done here once.
+"""
+
+
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import Depends, Query, Request
+from sqlalchemy import Column, ColumnElement, Connection, Engine, select
+from starlette.responses import Response
+
+from app.countries import EngineDep, resolve
+from app.pagination import PageParams, json_response, order_by, page_response, select_page
+from app.problems import InvalidInput, NotFound
+from app.readers import read_collection
+from app.records import ENTITY_TYPE, MAIN_TABLE
+from app.values import PARTIAL_DATE_PATTERN, PartialDate
+
+Record = dict[str, Any]
+Present = Callable[[Connection, list[Record]], list[Record]]
+
+
+def list_response(
+    request: Request,
+    engine: Engine,
+    params: PageParams,
+    collection: str,
+    where: Sequence[ColumnElement[bool]],
+    sort_fields: Mapping[str, ColumnElement[Any]],
+    default_sort: str,
+    present: Present,
+) -> Response:
+    """A page of one collection: ids by SQL (filtered, sorted), then records in bulk."""
+    main = MAIN_TABLE[collection]
+    order = order_by(params.sort, sort_fields, default_sort, main.c.id)
+    with engine.connect() as connection:
+        ids, total = select_page(connection, main, where, order, params)
+        items = present(connection, read_collection(connection, collection, ids))
+    return page_response(request, params, items, total)
+
+
+def get_response(engine: Engine, collection: str, id_: str, present: Present) -> Response:
+    """One entity by id, or a 404 problem naming what was asked for."""
+    with engine.connect() as connection:
+        records = read_collection(connection, collection, [id_])
+        if not records:
+            raise NotFound(f"There is no {ENTITY_TYPE[collection]} with id {id_!r}.")
+        return json_response(present(connection, records)[0])
+
+
+def overlaps(
+    start: Column[date] | ColumnElement[date],
+    end: Column[date] | ColumnElement[date],
+    first: PartialDate | None,
+    last: PartialDate | None,
+) -> list[ColumnElement[bool]]:
+    """Facts whose covered interval overlaps ``[first, last]`` (each end a partial date)."""
+    clauses: list[ColumnElement[bool]] = []
+    if first is not None:
+        clauses.append(end >= first.start)
+    if last is not None:
+        clauses.append(start <= last.end)
+    return clauses
+
+
+def names(
+    connection: Connection, column_id: Any, column_name: Any, ids: set[str]
+) -> dict[str, str]:
+    """``{id: name}`` for a set of ids, in one query."""
+    if not ids:
+        return {}
+    rows = connection.execute(select(column_id, column_name).where(column_id.in_(ids)))
+    return {row[0]: row[1] for row in rows}
+
+
+def _country_query(name: str, description: str) -> Callable[..., str | None]:
+    def dependency(
+        engine: EngineDep,
+        code: Annotated[
+            str | None, Query(alias=name, max_length=16, description=description)
+        ] = None,
+    ) -> str | None:
+        return resolve(engine, code) if code is not None else None
+
+    return dependency
+
+
+CountryQuery = Annotated[
+    str | None,
+    Depends(_country_query("country", "Facts involving this country (any ISO code form).")),
+]
+PartnerQuery = Annotated[
+    str | None,
+    Depends(
+        _country_query(
+            "partner",
+            "With `country`: facts between the two, either way round where the fact is symmetric.",
+        )
+    ),
+]
+HostQuery = Annotated[str | None, Depends(_country_query("host", "Host country of the visit."))]
+GuestQuery = Annotated[str | None, Depends(_country_query("guest", "Guest country of the visit."))]
+
+DATE_RULE = (
+    "Dates are partial (`YYYY`, `YYYY-MM` or `YYYY-MM-DD`) and stand for every day they cover; "
+    "a range matches a fact whose covered interval overlaps it, so `from=2022-08` matches "
+    "`2022-08-24` and `2022`."
+)
+
+
+def _date_query(name: str, description: str) -> Callable[..., PartialDate | None]:
+    def dependency(
+        value: Annotated[
+            str | None,
+            Query(
+                alias=name,
+                max_length=10,
+                pattern=PARTIAL_DATE_PATTERN,
+                description=f"{description} {DATE_RULE}",
+                examples=["2022-08"],
+            ),
+        ] = None,
+    ) -> PartialDate | None:
+        if value is None:
+            return None
+        try:
+            return PartialDate.parse(value)
+        except ValueError as exc:
+            raise InvalidInput(
+                f"{name}: {exc}. {DATE_RULE}", errors=[{"param": name, "message": str(exc)}]
+            ) from None
+
+    return dependency
+
+
+def date_query(name: str, description: str) -> Any:
+    """A partial-date query parameter, parsed, or a 422 problem naming it."""
+    return Depends(_date_query(name, description))
+
+
+TextQuery = Annotated[
+    str | None, Query(max_length=200, description="Words in the title or description (any case).")
+]
