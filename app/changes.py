@@ -14,7 +14,7 @@ from app import models as m
 from app.countries import EngineDep
 from app.dataset import current_state, dumps, export_dataset
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep, page_response
+from app.pagination import CSV_RESPONSE, Page, PageParams, page_response, sorted_page
 from app.problems import problem_responses
 from app.records import Dataset
 
@@ -33,7 +33,7 @@ class ChangePage(Page[Change]):
     revision: int = Field(description="The current dataset revision.")
 
 
-router = APIRouter(tags=["changes"])
+router = APIRouter(prefix="/v1", tags=["changes"])
 
 
 @router.get(
@@ -50,7 +50,7 @@ router = APIRouter(tags=["changes"])
 def list_changes(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(["revision"], "revision")],
     since: Annotated[int, Query(ge=0, description="Revision already seen.")] = 0,
 ) -> Response:
     where = [CHANGE.c.revision > since]

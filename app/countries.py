@@ -7,8 +7,10 @@ process and kept in memory: turning codes into country objects never costs a que
 from __future__ import annotations
 
 import gettext
+import re
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import pycountry
@@ -19,7 +21,15 @@ from starlette.responses import Response
 
 from app import models as m
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep, json_response, order_by, page_response
+from app.pagination import (
+    CSV_RESPONSE,
+    Page,
+    PageParams,
+    json_response,
+    order_by,
+    page_response,
+    sorted_page,
+)
 from app.problems import InvalidInput, UnknownCountry, problem_responses
 from app.values import lookup_country
 
@@ -136,16 +146,19 @@ def _code_path(
 CountryPath = Annotated[str, Depends(_code_path)]
 """A ``{code}`` path parameter resolved to alpha-2, or a 404 problem."""
 
+LOCALES = sorted(
+    p.parent.parent.name for p in FilePath(pycountry.LOCALES_DIR).glob("*/LC_MESSAGES/iso3166-1.mo")
+)
 LangQuery = Annotated[
     str | None,
     Query(
         max_length=20,
-        pattern=r"^[A-Za-z]{2,3}([_@][A-Za-z]+)?$",
+        pattern="^(" + "|".join(re.escape(locale) for locale in LOCALES) + ")$",
         description="Add `local_name` in this language (any locale pycountry ships: de, fr, ru…).",
     ),
 ]
 
-router = APIRouter(prefix="/countries", tags=["countries"])
+router = APIRouter(prefix="/v1/countries", tags=["countries"])
 
 SORT_FIELDS = {
     "name": COUNTRY.c.name,
@@ -167,7 +180,7 @@ SORT_FIELDS = {
 def list_countries(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
     q: Annotated[str | None, Query(max_length=200, description="Name or code.")] = None,
     lang: LangQuery = None,
 ) -> Response:
@@ -256,6 +269,9 @@ def _partner_facts(code: str) -> Any:
     )
 
 
+PARTNER_SORT = [*PartnerCounts.model_fields, "name"]
+
+
 @router.get(
     "/{code}/partners",
     operation_id="list_country_partners",
@@ -267,7 +283,11 @@ def _partner_facts(code: str) -> Any:
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
 def list_country_partners(
-    request: Request, engine: EngineDep, code: CountryPath, page: PageDep, lang: LangQuery = None
+    request: Request,
+    engine: EngineDep,
+    code: CountryPath,
+    page: Annotated[PageParams, sorted_page(PARTNER_SORT, "-total")],
+    lang: LangQuery = None,
 ) -> Response:
     counts: dict[str, dict[str, int]] = {}
     with engine.connect() as connection:
@@ -276,7 +296,15 @@ def list_country_partners(
     for c in counts.values():
         c["total"] = sum(v for k, v in c.items() if k != "total")
     index = country_index(engine)
-    ranked = sorted(counts, key=lambda p: (-counts[p]["total"], index[p]["name"]))
+    by_name = sorted(counts, key=lambda p: index[p]["name"])
+    ranked = by_name
+    for field in reversed((page.sort or "-total").split(",")):
+        key = field.lstrip("+-")
+        ranked = sorted(
+            ranked,
+            key=(lambda p, k=key: index[p]["name"] if k == "name" else counts[p][k]),  # type: ignore[misc]
+            reverse=field.startswith("-"),
+        )
     window = ranked[page.offset : page.offset + page.limit]
     localized = localize((index[p] for p in window), lang)
     items = [{"country": c, "counts": counts[c["iso2"]]} for c in localized]

@@ -26,7 +26,14 @@ from app.facts.trade import TradePublic
 from app.facts.treaties import TreatyPublic
 from app.facts.visits import VisitPublic
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep, json_response, page_response
+from app.pagination import (
+    CSV_RESPONSE,
+    Page,
+    PageParams,
+    json_response,
+    page_response,
+    sorted_page,
+)
 from app.problems import InvalidInput, problem_responses
 from app.readers import read_collection
 from app.values import PartialDate
@@ -305,7 +312,7 @@ TIMELINE_ORDER = (
     "visit, trade, figure) and id. Trade figures are dated by their year."
 )
 
-router = APIRouter(prefix="/relations", tags=["relations"])
+router = APIRouter(prefix="/v1/relations", tags=["relations"])
 
 
 @router.get(
@@ -335,7 +342,10 @@ def get_relation_dossier(engine: EngineDep, pair: PairPath) -> Response:
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
 def get_relation_timeline(
-    request: Request, engine: EngineDep, pair: PairPath, page: PageDep
+    request: Request,
+    engine: EngineDep,
+    pair: PairPath,
+    page: Annotated[PageParams, sorted_page(["date"], "date")],
 ) -> Response:
     if page.sort not in (None, "date", "-date"):
         raise InvalidInput(

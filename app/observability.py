@@ -125,6 +125,7 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, record)
         finally:
+            # Routers carry their full prefix ("/v1/..."), so this is the whole template.
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             method = scope["method"]
             self.metrics.requests.labels(method, route, str(status)).inc()

@@ -1,16 +1,17 @@
 """Pages of lists: parameters, the envelope, ``Link`` headers, sorting and CSV.
 
+(No postponed annotations: :func:`sorted_page` builds its parameters at run time.)
+
 Every list answers ``{"items", "total", "limit", "offset", "next"}``, or CSV when asked
 with ``?format=csv`` or ``Accept: text/csv``. CSV flattens nested values the same way for
 every list: a country becomes its alpha-3 code, ``sources`` the ``;``-joined source ids,
 any other object its ``id``; a cell a spreadsheet would run as a formula is neutralised.
 """
 
-from __future__ import annotations
-
 import csv
 import io
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -70,6 +71,37 @@ def _page_params(
 
 
 PageDep = Annotated[PageParams, Depends(_page_params)]
+
+
+def sorted_page(fields: Iterable[str], default: str) -> Any:
+    """Page parameters whose ``sort`` accepts exactly ``fields`` (documented in OpenAPI)."""
+    names = sorted(fields)
+    choice = "|".join(re.escape(n) for n in names)
+
+    def dependency(
+        limit: Annotated[
+            int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
+        ] = 50,
+        offset: Annotated[
+            int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")
+        ] = 0,
+        sort: Annotated[
+            str | None,
+            Query(
+                max_length=200,
+                pattern=rf"^[-+]?({choice})(,[-+]?({choice}))*$",
+                description="Comma-separated fields, `-` first for descending; ties are "
+                f"broken by `id`. Fields: {', '.join(names)}. Default: `{default}`.",
+            ),
+        ] = None,
+        format: Annotated[
+            Literal["json", "csv"] | None,
+            Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
+        ] = None,
+    ) -> PageParams:
+        return PageParams(limit=limit, offset=offset, sort=sort, format=format)
+
+    return Depends(dependency)
 
 
 def order_by(

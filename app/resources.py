@@ -8,7 +8,6 @@ fields and a ``present`` function that turns dataset records into public objects
 into country objects, ids into named references); everything else is done here once.
 """
 
-
 from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any
@@ -22,7 +21,7 @@ from app.pagination import PageParams, json_response, order_by, page_response, s
 from app.problems import InvalidInput, NotFound
 from app.readers import read_collection
 from app.records import ENTITY_TYPE, MAIN_TABLE
-from app.values import PARTIAL_DATE_PATTERN, PartialDate
+from app.values import PartialDate
 
 Record = dict[str, Any]
 Present = Callable[[Connection, list[Record]], list[Record]]
@@ -116,6 +115,14 @@ DATE_RULE = (
 )
 
 
+_YEAR = r"([1-9][0-9]{3}|0[1-9][0-9]{2}|00[1-9][0-9]|000[1-9])"
+# A calendar date, or a year or year-month: exactly what PartialDate accepts.
+QUERY_DATE_FORMS = [
+    {"type": "string", "format": "date"},
+    {"type": "string", "pattern": rf"^{_YEAR}(-(0[1-9]|1[0-2]))?$"},
+]
+
+
 def _date_query(name: str, description: str) -> Callable[..., PartialDate | None]:
     def dependency(
         value: Annotated[
@@ -123,8 +130,8 @@ def _date_query(name: str, description: str) -> Callable[..., PartialDate | None
             Query(
                 alias=name,
                 max_length=10,
-                pattern=PARTIAL_DATE_PATTERN,
                 description=f"{description} {DATE_RULE}",
+                json_schema_extra={"anyOf": QUERY_DATE_FORMS},
                 examples=["2022-08"],
             ),
         ] = None,

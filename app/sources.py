@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app import models as m
 from app.countries import EngineDep
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import Record, get_response, list_response
 
@@ -57,7 +57,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [{**r, "facts": facts[r["id"]]} for r in records]
 
 
-router = APIRouter(prefix="/sources", tags=["sources"])
+router = APIRouter(prefix="/v1/sources", tags=["sources"])
 SORT_FIELDS = {"published_at": SOURCE.c.published_utc, "title": SOURCE.c.title, "id": SOURCE.c.id}
 
 
@@ -73,7 +73,7 @@ SORT_FIELDS = {"published_at": SOURCE.c.published_utc, "title": SOURCE.c.title, 
 def list_sources(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-published_at")],
     publisher: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the title.")] = None,
 ) -> Response:

@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Citation
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.resources import CountryQuery, Record, TextQuery, get_response, list_response
@@ -64,7 +64,7 @@ def member(code: str):  # type: ignore[no-untyped-def]
     )
 
 
-router = APIRouter(prefix="/organizations", tags=["organizations"])
+router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
 SORT_FIELDS = {
     "name": ORGANIZATION.c.name,
     "acronym": ORGANIZATION.c.acronym,
@@ -83,7 +83,11 @@ SORT_FIELDS = {
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
 def list_organizations(
-    request: Request, engine: EngineDep, page: PageDep, country: CountryQuery, q: TextQuery = None
+    request: Request,
+    engine: EngineDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
+    country: CountryQuery,
+    q: TextQuery = None,
 ) -> Response:
     where = [member(country)] if country else []
     if q:

@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import CountryQuery, Record, get_response, list_response, names
 from app.values import PartialDate
@@ -53,7 +53,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return out
 
 
-router = APIRouter(prefix="/people", tags=["people"])
+router = APIRouter(prefix="/v1/people", tags=["people"])
 SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
 
 
@@ -70,7 +70,7 @@ SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
 def list_people(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
     country: CountryQuery,
     organization: Annotated[str | None, Query(max_length=120)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,

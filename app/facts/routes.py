@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.resources import CountryQuery, Record, get_response, list_response
@@ -65,7 +65,7 @@ def through(code: str):  # type: ignore[no-untyped-def]
     return ROUTE.c.id.in_(select(ROUTE_COUNTRY.c.route_id).where(ROUTE_COUNTRY.c.country == code))
 
 
-router = APIRouter(prefix="/routes", tags=["routes"])
+router = APIRouter(prefix="/v1/routes", tags=["routes"])
 SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
 
 
@@ -79,7 +79,10 @@ SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
 def list_routes(
-    request: Request, engine: EngineDep, page: PageDep, country: CountryQuery
+    request: Request,
+    engine: EngineDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
+    country: CountryQuery,
 ) -> Response:
     where = [through(country)] if country else []
     return list_response(request, engine, page, "routes", where, SORT_FIELDS, "name", present)

@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import CountryQuery, PartnerQuery, Record, get_response, list_response
 
@@ -37,7 +37,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [with_countries(connection.engine, r, ["reporter", "partner"]) for r in records]
 
 
-router = APIRouter(prefix="/trade", tags=["trade"])
+router = APIRouter(prefix="/v1/trade", tags=["trade"])
 SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flow, "id": TRADE.c.id}
 
 
@@ -55,7 +55,7 @@ SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flo
 def list_trade(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-year")],
     country: CountryQuery,
     partner: PartnerQuery,
     flow: Annotated[Literal["turnover", "export", "import"] | None, Query()] = None,

@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -49,7 +49,7 @@ def party(code: str):  # type: ignore[no-untyped-def]
     return TREATY.c.id.in_(select(PARTY.c.treaty_id).where(PARTY.c.country == code))
 
 
-router = APIRouter(prefix="/treaties", tags=["treaties"])
+router = APIRouter(prefix="/v1/treaties", tags=["treaties"])
 SORT_FIELDS = {"signed": TREATY.c.signed_start, "title": TREATY.c.title, "id": TREATY.c.id}
 
 
@@ -65,7 +65,7 @@ SORT_FIELDS = {"signed": TREATY.c.signed_start, "title": TREATY.c.title, "id": T
 def list_treaties(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-signed")],
     country: CountryQuery,
     partner: PartnerQuery,
     signed_from: Annotated[

@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageDep
+from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -64,7 +64,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return out
 
 
-router = APIRouter(prefix="/visits", tags=["visits"])
+router = APIRouter(prefix="/v1/visits", tags=["visits"])
 SORT_FIELDS = {"date": VISIT.c.date_start, "id": VISIT.c.id, "place": VISIT.c.place}
 
 
@@ -81,7 +81,7 @@ SORT_FIELDS = {"date": VISIT.c.date_start, "id": VISIT.c.id, "place": VISIT.c.pl
 def list_visits(
     request: Request,
     engine: EngineDep,
-    page: PageDep,
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-date")],
     country: CountryQuery,
     partner: PartnerQuery,
     host: HostQuery,
