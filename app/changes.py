@@ -51,7 +51,7 @@ def list_changes(
     request: Request,
     engine: EngineDep,
     page: Annotated[PageParams, sorted_page(["revision"], "revision")],
-    since: Annotated[int, Query(ge=0, description="Revision already seen.")] = 0,
+    since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Revision already seen.")] = 0,
 ) -> Response:
     where = [CHANGE.c.revision > since]
     with engine.connect() as connection:

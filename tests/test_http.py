@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import make_client
 from fastapi.testclient import TestClient
 
 from app.problems import NotFound
-from tests.conftest import make_client
 
 PROBLEM = "application/problem+json"
 
