@@ -88,7 +88,7 @@ def seed(
                 out.print(f"{path.name} is already loaded; nothing to do.")
                 return
     try:
-        report = dataset.load(engine, dataset.read_file(path), seed_digest=digest)
+        report = dataset.load(engine, path, seed_digest=digest)
     except dataset.DatasetInvalid as exc:
         _print_problems(exc.problems)
         err.print("[red]Nothing was written.[/]")
@@ -110,14 +110,11 @@ def _print_report(report: dataset.LoadReport) -> None:
 @app.command()
 def check(file: FileArg) -> None:
     """Validate a dataset file without writing anything. Exit code 1 lists every problem."""
-    try:
-        parsed = dataset.read_file(file)
-        problems = dataset.check_references(parsed)
-    except dataset.DatasetInvalid as exc:
-        problems = exc.problems
+    problems = dataset.check_file(file)
     if problems:
         _print_problems(problems)
         raise typer.Exit(1)
+    parsed = dataset.read_file(file)
     total = sum(len(getattr(parsed, c)) for c in dataset.COLLECTIONS)
     out.print(f"{file} is valid: {total} records.")
 

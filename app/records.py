@@ -15,10 +15,13 @@ from app import models as m
 from app.models import table
 from app.values import CountryCode, CurrencyCode, Number, PartialDate, Slug
 
-FORMAT = "dyad-dataset/1"
+FORMAT: Literal["dyad-dataset/1"] = "dyad-dataset/1"
 
+# Lengths are those of the columns: PostgreSQL enforces them, SQLite would not.
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=10_000)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
+ShortName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Label = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=40)]
 
 
 class Record(BaseModel):
@@ -38,23 +41,24 @@ Sources = Annotated[list[Cite], Field(min_length=1, description="At least one ci
 class SourceRecord(Record):
     id: Slug
     title: Name
-    publisher: Name | None = None
-    author: Name | None = None
+    publisher: ShortName | None = None
+    author: ShortName | None = None
     published_at: AwareDatetime | None = Field(
         default=None, description="Date and time with the UTC offset the source printed."
     )
     url: Annotated[str, StringConstraints(pattern=r"^https?://\S+$", max_length=2000)] | None = None
-    language: Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$")] | None = (
-        None
-    )
+    language: (
+        Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}(-[A-Za-z0-9]+)*$", max_length=20)]
+        | None
+    ) = None
     notes: Text | None = None
 
 
 class OrganizationRecord(Record):
     id: Slug
     name: Name
-    acronym: Name | None = None
-    kind: Name | None = None
+    acronym: Label | None = None
+    kind: Label | None = None
 
 
 class RoleRecord(Record):
@@ -70,7 +74,7 @@ class RoleRecord(Record):
 
 class PersonRecord(Record):
     id: Slug
-    name: Name
+    name: ShortName
     roles: list[RoleRecord] = []
 
 
@@ -97,9 +101,9 @@ class RelationRecord(Record):
 class TreatyRecord(Record):
     id: Slug
     title: Name
-    kind: Name | None = None
+    kind: Label | None = None
     signed: PartialDate | None = None
-    signed_place: Name | None = None
+    signed_place: ShortName | None = None
     parties: Annotated[list[CountryCode], Field(min_length=1)]
     description: Text | None = None
     sources: Sources
@@ -115,10 +119,10 @@ class ParticipantRecord(Record):
 class VisitRecord(Record):
     id: Slug
     date: PartialDate
-    kind: Name | None = None
+    kind: Label | None = None
     guest: CountryCode
     host: CountryCode
-    place: Name | None = None
+    place: ShortName | None = None
     description: Text | None = None
     participants: list[ParticipantRecord] = []
     sources: Sources
@@ -151,7 +155,7 @@ class TradeRecord(Record):
 class RouteRecord(Record):
     id: Slug
     name: Name
-    acronym: Name | None = None
+    acronym: Label | None = None
     description: Text | None = None
     countries: list[CountryCode] = Field(description="In the order the route runs.")
     sources: Sources
@@ -169,7 +173,7 @@ class FigureRecord(Record):
     id: Slug
     metric: Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]*$", max_length=80)]
     value: Number = Field(allow_inf_nan=False)
-    unit: Name
+    unit: Label
     approximate: bool = False
     as_of: PartialDate | None = None
     countries: tuple[CountryCode, CountryCode] | None = None

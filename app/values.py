@@ -12,6 +12,7 @@ import pycountry
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     GetCoreSchemaHandler,
@@ -21,8 +22,9 @@ from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import PydanticCustomError, core_schema
 
 Precision = Literal["year", "month", "day"]
-_PARTIAL_DATE = re.compile(r"^(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?$")
-_SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
+# ASCII digits only, and fullmatch: ``$`` alone would let "2022\n" through.
+_PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?", re.ASCII)
+_SLUG = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
 PARTIAL_DATE_PATTERN = r"^\d{4}(-\d{2}(-\d{2})?)?$"
 
 
@@ -54,7 +56,7 @@ class PartialDate:
     @classmethod
     def parse(cls, text: str) -> PartialDate:
         """Parse ``YYYY``, ``YYYY-MM`` or ``YYYY-MM-DD``; anything else is a ``ValueError``."""
-        match = _PARTIAL_DATE.match(text)
+        match = _PARTIAL_DATE.fullmatch(text)
         if match is None:
             raise ValueError(f"{text!r} is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD")
         year, month, day = match.groups()
@@ -127,7 +129,7 @@ class PartialDate:
 
 
 def _check_slug(value: str) -> str:
-    if not _SLUG.match(value):
+    if not _SLUG.fullmatch(value):
         raise ValueError("an id is lowercase letters and digits separated by single hyphens")
     return value
 
@@ -188,9 +190,12 @@ def lookup_country(code: str) -> Any | None:
     code = code.strip()
     if code.isdigit() and len(code) <= 3:
         return pycountry.countries.get(numeric=code.zfill(3))
-    if len(code) in (2, 3) and code.isascii() and code.isalpha():
-        found = pycountry.countries.get(**{f"alpha_{len(code)}": code.upper()})
-        return found
+    if not (code.isascii() and code.isalpha()):
+        return None
+    if len(code) == 2:
+        return pycountry.countries.get(alpha_2=code.upper())
+    if len(code) == 3:
+        return pycountry.countries.get(alpha_3=code.upper())
     return None
 
 
@@ -200,13 +205,17 @@ UNKNOWN_COUNTRY = (
 )
 
 
-def _to_iso2(value: str) -> str:
+def _to_iso2(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value  # left to the string schema, which says what is expected
     found = lookup_country(value)
     if found is None:
         raise ValueError(UNKNOWN_COUNTRY.format(code=value))
     return str(found.alpha_2)
 
 
+# Resolved before the length constraints, so that "" and "KAZA" get the same helpful
+# message as "XX"; the constraints still document the accepted forms in the schema.
 CountryCode = Annotated[
     str,
     Field(
@@ -215,5 +224,5 @@ CountryCode = Annotated[
         description="ISO 3166-1 code in any form and case: alpha-2, alpha-3 or numeric.",
         examples=["KZ"],
     ),
-    AfterValidator(_to_iso2),
+    BeforeValidator(_to_iso2),
 ]

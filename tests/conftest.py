@@ -174,3 +174,16 @@ def use_database(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     yield point
     get_settings.cache_clear()
     engine_for.cache_clear()
+
+
+@pytest.fixture
+def empty_url(engine_kind: str, postgres: Postgres | None, tmp_path: Path) -> Iterator[str]:
+    """A database of the test's own with nothing in it, not even the migrations."""
+    if engine_kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'empty.db'}"
+        engine_for.cache_clear()
+        return
+    assert postgres is not None
+    url = postgres.create()
+    yield url
+    postgres.drop(url)

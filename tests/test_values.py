@@ -1,0 +1,339 @@
+"""Value types: partial dates, quantities, money, country codes and slugs."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from datetime import date, timedelta
+
+import pycountry
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from app.values import CountryCode, Money, PartialDate, Quantity, Slug
+
+PARTIAL_DATE = TypeAdapter(PartialDate)
+VALID_FORM = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
+
+
+@st.composite
+def partial_dates(draw: st.DrawFn) -> tuple[str, int, int | None, int | None]:
+    """A valid partial date as text, with the parts it was made of."""
+    year = draw(st.integers(1, 9999))
+    month = draw(st.none() | st.integers(1, 12))
+    day = None
+    if month is not None:
+        day = draw(st.none() | st.integers(1, calendar.monthrange(year, month)[1]))
+    text = f"{year:04d}" + (f"-{month:02d}" if month else "") + (f"-{day:02d}" if day else "")
+    return text, year, month, day
+
+
+# --- PartialDate ----------------------------------------------------------------------------
+
+
+@given(partial_dates())
+def test_partial_date_round_trips(parts: tuple[str, int, int | None, int | None]) -> None:
+    text, year, month, day = parts
+    value = PartialDate.parse(text)
+    assert (value.year, value.month, value.day) == (year, month, day)
+    assert str(value) == text
+    assert value.precision == ("day" if day else "month" if month else "year")
+    # The same through pydantic, as records and query parameters use it.
+    assert PARTIAL_DATE.validate_python(text) == value
+    assert PARTIAL_DATE.dump_python(value, mode="json") == text
+    assert PARTIAL_DATE.validate_json(f'"{text}"') == value
+
+
+@given(partial_dates())
+def test_partial_date_interval(parts: tuple[str, int, int | None, int | None]) -> None:
+    value = PartialDate.parse(parts[0])
+    assert value.start <= value.end
+    for edge in (value.start, value.end):
+        day = PartialDate.parse(edge.isoformat())
+        assert day.precision == "day"
+        assert value.start <= day.start == day.end <= value.end
+    assert value.start.year == value.end.year == value.year
+    if value.day is not None:
+        assert value.start == value.end == date(value.year, value.month or 0, value.day)
+
+
+@given(st.integers(1, 9999))
+def test_a_year_covers_january_first_to_december_31st(year: int) -> None:
+    value = PartialDate.parse(f"{year:04d}")
+    assert value.start == date(year, 1, 1)
+    assert value.end == date(year, 12, 31)
+    assert (value.end - value.start).days + 1 == (366 if calendar.isleap(year) else 365)
+
+
+@given(st.integers(1, 9999), st.integers(1, 12))
+def test_a_month_covers_its_first_to_last_day(year: int, month: int) -> None:
+    value = PartialDate.parse(f"{year:04d}-{month:02d}")
+    assert value.start == date(year, month, 1)
+    assert value.end.month == month
+    # The last day is the one whose next day starts another month.
+    assert value.end.day >= 28
+    if value.end < date.max:
+        assert (value.end + timedelta(days=1)).day == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "last"),
+    [("2024-02", 29), ("2023-02", 28), ("2000-02", 29), ("1900-02", 28), ("2022-04", 30)],
+)
+def test_february_and_short_months(text: str, last: int) -> None:
+    assert PartialDate.parse(text).end.day == last
+
+
+def test_leap_day_exists_only_in_leap_years() -> None:
+    assert PartialDate.parse("2024-02-29").end == date(2024, 2, 29)
+    with pytest.raises(ValueError, match="between 01 and 28"):
+        PartialDate.parse("2023-02-29")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("2022-13", "month must be between 01 and 12"),
+        ("2022-00", "month must be between 01 and 12"),
+        ("2022-02-30", "day must be between 01 and 28"),
+        ("2022-04-31", "day must be between 01 and 30"),
+        ("0000", "year must be between 0001 and 9999"),
+        ("22", "is not a date of the form YYYY, YYYY-MM or YYYY-MM-DD"),
+        ("2022-1-01", "is not a date of the form"),
+        ("2022-01-1", "is not a date of the form"),
+        ("", "is not a date of the form"),
+        ("August 24, 2022", "is not a date of the form"),
+        ("2022-08-24T11:00", "is not a date of the form"),
+        ("2022/08/24", "is not a date of the form"),
+        (" 2022", "is not a date of the form"),
+        ("2022\n", "is not a date of the form"),
+        ("\u0662\u0660\u0662\u0662", "is not a date of the form"),  # Arabic-Indic digits
+    ],
+)
+def test_invalid_partial_dates_are_rejected(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        PartialDate.parse(text)
+    with pytest.raises(ValidationError) as caught:
+        PARTIAL_DATE.validate_python(text)
+    [error] = caught.value.errors()
+    assert message in error["msg"]
+
+
+@given(st.text())
+@example("2022\n")
+@example("\uff12\uff10\uff12\uff12")  # fullwidth digits
+@example("2022-08-24 ")
+def test_arbitrary_text_is_a_partial_date_only_in_the_iso_forms(text: str) -> None:
+    if VALID_FORM.fullmatch(text):
+        try:
+            value = PartialDate.parse(text)
+        except ValueError as exc:
+            assert "must be between" in str(exc)  # right form, impossible date
+        else:
+            assert str(value) == text
+    else:
+        with pytest.raises(ValueError, match="is not a date of the form"):
+            PartialDate.parse(text)
+
+
+def test_partial_date_from_other_python_types() -> None:
+    assert PARTIAL_DATE.validate_python(1992) == PartialDate(1992)
+    assert PARTIAL_DATE.validate_python(date(2022, 8, 24)) == PartialDate(2022, 8, 24)
+    for bad in (True, 22, 19.92, None, ["1992"]):
+        with pytest.raises(ValidationError):
+            PARTIAL_DATE.validate_python(bad)
+
+
+def test_partial_date_constructor_checks_its_parts() -> None:
+    with pytest.raises(ValueError, match="a day needs a month"):
+        PartialDate(2022, None, 1)
+    with pytest.raises(ValueError, match="day must be between 01 and 31"):
+        PartialDate(2022, 1, 32)
+
+
+def test_sort_key_puts_coarser_dates_first_on_the_same_first_day() -> None:
+    texts = ["2005-03-01", "2005-01-01", "2006", "2005", "2004-12-31", "2005-01"]
+    ordered = sorted(texts, key=lambda t: PartialDate.parse(t).sort_key())
+    assert ordered == ["2004-12-31", "2005", "2005-01", "2005-01-01", "2005-03-01", "2006"]
+
+
+@given(partial_dates(), partial_dates())
+def test_sort_key_orders_by_first_day_then_by_length(
+    a_parts: tuple[str, int, int | None, int | None],
+    b_parts: tuple[str, int, int | None, int | None],
+) -> None:
+    a, b = PartialDate.parse(a_parts[0]), PartialDate.parse(b_parts[0])
+    if a.start != b.start:
+        assert (a.sort_key() < b.sort_key()) == (a.start < b.start)
+    elif a.end != b.end:
+        assert (a.sort_key() < b.sort_key()) == (a.end > b.end)
+    else:
+        assert a == b and a.sort_key() == b.sort_key()
+
+
+# --- Quantity and Money ---------------------------------------------------------------------
+
+
+def test_quantity_fields() -> None:
+    q = Quantity.model_validate({"value": 6000000, "unit": "t/year", "approximate": True})
+    assert q.model_dump() == {"value": 6000000, "unit": "t/year", "approximate": True}
+    assert Quantity(value=90, unit="agreements").approximate is False
+
+
+@given(st.integers(-(2**53) + 1, 2**53 - 1))
+def test_integral_floats_come_back_as_int(n: int) -> None:
+    q = Quantity(value=float(n), unit="t")
+    assert type(q.value) is int
+    assert q.value == n
+    assert q.model_dump_json() == f'{{"value":{n},"unit":"t","approximate":false}}'
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: not x.is_integer()))
+def test_fractional_values_stay_floats(x: float) -> None:
+    q = Quantity(value=x, unit="km")
+    assert q.value == x
+    assert Quantity.model_validate_json(q.model_dump_json()) == q
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf")])
+def test_quantity_rejects_non_finite_numbers(value: float) -> None:
+    with pytest.raises(ValidationError, match="finite number"):
+        Quantity(value=value, unit="t")
+
+
+@pytest.mark.parametrize(
+    ("data", "where"),
+    [
+        ({"value": 1, "unit": "t", "source": "x"}, "source"),
+        ({"value": 1, "unit": ""}, "unit"),
+        ({"value": 1}, "unit"),
+        ({"unit": "t"}, "value"),
+        ({"value": "many", "unit": "t"}, "value"),
+    ],
+)
+def test_quantity_rejects_bad_fields(data: dict[str, object], where: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Quantity.model_validate(data)
+    assert {e["loc"][0] for e in caught.value.errors()} == {where}
+
+
+def test_money_upper_cases_its_currency() -> None:
+    money = Money(value=332200000, currency="usd")
+    assert money.model_dump() == {"value": 332200000, "currency": "USD", "approximate": False}
+
+
+@given(st.sampled_from(sorted(c.alpha_3 for c in pycountry.currencies)), st.booleans())
+def test_every_iso_4217_currency_is_accepted_in_any_case(code: str, lower: bool) -> None:
+    money = Money(value=1, currency=code.lower() if lower else code)
+    assert money.currency == code
+
+
+@pytest.mark.parametrize("code", ["ABC", "QQQ", "US", "DOLLAR", "", "U$D"])
+def test_money_rejects_unknown_currencies(code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Money(value=1, currency=code)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("currency",)
+    if len(code) == 3:
+        assert error["msg"] == f"Value error, {code!r} is not an ISO 4217 currency code"
+
+
+@pytest.mark.parametrize("value", [-1, 1.5, 10**19, "lots"])
+def test_money_rejects_negative_fractional_or_absurd_amounts(value: object) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Money.model_validate({"value": value, "currency": "USD"})
+    assert caught.value.errors()[0]["loc"] == ("value",)
+
+
+def test_money_rejects_extra_fields() -> None:
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Money.model_validate({"value": 1, "currency": "USD", "unit": "USD"})
+
+
+# --- CountryCode ----------------------------------------------------------------------------
+
+
+class Place(BaseModel):
+    country: CountryCode
+    other: CountryCode | None = None
+
+
+@pytest.mark.parametrize("code", ["kz", "KZ", "Kz", "KAZ", "kaz", "kAz", "398"])
+def test_country_code_forms_resolve_to_alpha_2(code: str) -> None:
+    assert Place(country=code).country == "KZ"
+
+
+@pytest.mark.parametrize("code", ["XX", "999", "", "KAZA", "K", "K2", "3980", "ZZZ", "кz"])
+def test_unknown_country_codes_are_rejected_naming_the_code(code: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Place(country=code)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("country",)
+    assert error["msg"] == (
+        f"Value error, Unknown country code {code!r}. Use an ISO 3166-1 alpha-2 (KZ), "
+        "alpha-3 (KAZ) or numeric (398) code."
+    )
+
+
+def test_country_codes_must_be_strings_and_may_be_optional() -> None:
+    with pytest.raises(ValidationError, match="valid string"):
+        Place.model_validate({"country": 398})
+    assert Place(country="az", other=None).other is None
+    assert Place(country="az", other="aze").other == "AZ"
+
+
+def any_case(text: str) -> st.SearchStrategy[str]:
+    """``text`` with each letter upper- or lower-cased at random."""
+
+    def spell(lower: list[bool]) -> str:
+        return "".join(c.lower() if low else c.upper() for c, low in zip(text, lower, strict=True))
+
+    return st.lists(st.booleans(), min_size=len(text), max_size=len(text)).map(spell)
+
+
+@given(st.data(), st.sampled_from(list(pycountry.countries)))
+def test_every_country_resolves_from_each_form_in_any_case(data: st.DataObject, c: object) -> None:
+    alpha_2, alpha_3, numeric = c.alpha_2, c.alpha_3, c.numeric  # type: ignore[attr-defined]
+    for form in (alpha_2, alpha_3, numeric):
+        assert Place(country=data.draw(any_case(form))).country == alpha_2
+
+
+def test_the_three_forms_of_every_country_are_unambiguous() -> None:
+    forms = [f for c in pycountry.countries for f in (c.alpha_2, c.alpha_3, c.numeric)]
+    assert len(forms) == len(set(forms)) == 3 * 249
+
+
+# --- Slug -----------------------------------------------------------------------------------
+
+
+class Named(BaseModel):
+    id: Slug
+
+
+@pytest.mark.parametrize(
+    "slug", ["un", "titr", "kz-az-strategic-partnership-2005", "a1", "x" * 120]
+)
+def test_valid_slugs(slug: str) -> None:
+    assert Named(id=slug).id == slug
+
+
+@pytest.mark.parametrize(
+    "slug",
+    ["", "UN", "a--b", "-a", "a-", "a_b", "a b", "é", "a.b", "titr\n", "x" * 121, "kz/az"],
+)
+def test_invalid_slugs(slug: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        Named(id=slug)
+    [error] = caught.value.errors()
+    assert error["loc"] == ("id",)
+
+
+@given(st.from_regex(r"[a-z0-9]{1,10}(-[a-z0-9]{1,10}){0,5}", fullmatch=True))
+def test_slug_grammar(slug: str) -> None:
+    assert Named(id=slug).id == slug
+    for bad in (slug.upper() if slug.upper() != slug else None, f"{slug}-", f"-{slug}"):
+        if bad is not None:
+            with pytest.raises(ValidationError):
+                Named(id=bad)
