@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pycountry
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, and_, func, literal, or_, select, union_all
+from sqlalchemy import Engine, and_, func, literal, select, union_all
 from starlette.responses import Response
 
 from app import models as m
@@ -186,15 +186,18 @@ def list_countries(
 ) -> Response:
     where = []
     if q:
-        needle = q.strip().lower()
+        # Matched in Python on the in-memory index: SQLite's lower() folds ASCII only, so
+        # "åland" would miss "Åland Islands" there while PostgreSQL finds it.
+        needle = q.strip().casefold()
         code = lookup_country(needle)
-        clauses = [
-            func.lower(COUNTRY.c.name).contains(needle, autoescape=True),
-            func.lower(COUNTRY.c.official_name).contains(needle, autoescape=True),
-        ]
+        matches = {
+            iso2
+            for iso2, c in country_index(engine).items()
+            if needle in c["name"].casefold() or needle in (c["official_name"] or "").casefold()
+        }
         if code is not None:
-            clauses.append(COUNTRY.c.iso2 == code.alpha_2)
-        where.append(or_(*clauses))
+            matches.add(str(code.alpha_2))
+        where.append(COUNTRY.c.iso2.in_(sorted(matches)))
     order = order_by(page.sort, SORT_FIELDS, "name", COUNTRY.c.iso2)
     with engine.connect() as connection:
         total = connection.execute(

@@ -242,7 +242,8 @@ def timeline(dossier: Record) -> list[Record]:
                 {"date": when, "type": type_, "id": id_, "title": title, "sources": sources}
             )
 
-    names = [c["name"] for c in dossier["countries"]]
+    # In the pair's canonical order, not the order asked: {a}/{b} and {b}/{a} say the same.
+    names = [c["name"] for c in sorted(dossier["countries"], key=lambda c: c["iso2"])]
     for r in dossier["diplomatic_relations"]:
         add(
             r["established"],

@@ -4,8 +4,10 @@
 
 Every list answers ``{"items", "total", "limit", "offset", "next"}``, or CSV when asked
 with ``?format=csv`` or ``Accept: text/csv``. CSV flattens nested values the same way for
-every list: a country becomes its alpha-3 code, ``sources`` the ``;``-joined source ids,
-any other object its ``id``; a cell a spreadsheet would run as a formula is neutralised.
+every list: a country becomes its alpha-3 code, ``sources`` the ``;``-joined source ids
+(each once), any other object its ``id``; a top-level object without an id (counts, a
+quantity) is spread into ``<field>_<part>`` columns, and an empty page still has its header
+row; a cell a spreadsheet would run as a formula is neutralised.
 """
 
 import csv
@@ -13,7 +15,8 @@ import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from types import UnionType
+from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import orjson
 from fastapi import Depends, Query, Request
@@ -104,9 +107,21 @@ def sorted_page(fields: Iterable[str], default: str) -> Any:
     return Depends(dependency)
 
 
+@dataclass(frozen=True)
+class DateSort:
+    """A partial date stored as the interval it covers, sorted as the timeline sorts it.
+
+    Ascending: by first day, and on the same first day the coarser date first (``2005``
+    before ``2005-01`` before ``2005-01-01``); descending is the exact reverse.
+    """
+
+    start: ColumnElement[Any]
+    end: ColumnElement[Any]
+
+
 def order_by(
     sort: str | None,
-    fields: Mapping[str, ColumnElement[Any]],
+    fields: Mapping[str, ColumnElement[Any] | DateSort],
     default: str,
     tie_break: ColumnElement[Any],
 ) -> list[ColumnElement[Any]]:
@@ -123,7 +138,15 @@ def order_by(
                 errors=[{"param": "sort", "message": f"unknown sort field {name!r}"}],
             )
         column = fields[name]
-        clauses.append((column.desc() if descending else column.asc()).nulls_last())
+        if isinstance(column, DateSort):
+            first, last = (
+                (column.start.desc(), column.end.asc())
+                if descending
+                else (column.start.asc(), column.end.desc())
+            )
+            clauses += [first.nulls_last(), last.nulls_last()]
+        else:
+            clauses.append((column.desc() if descending else column.asc()).nulls_last())
     clauses.append(tie_break.asc())
     return clauses
 
@@ -135,6 +158,14 @@ def wants_csv(request: Request, params: PageParams) -> bool:
     return "text/csv" in accept and "application/json" not in accept.split("text/csv")[0]
 
 
+IDENTITY_KEYS = ("iso3", "source", "id")
+"""What a nested object is written as: a country's alpha-3, a citation's source, an id."""
+
+
+def _identity(value: Mapping[str, Any]) -> str | None:
+    return next((key for key in IDENTITY_KEYS if key in value), None)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -143,19 +174,25 @@ def _cell(value: Any) -> str:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, dict):
-        key = "iso3" if "iso3" in value else "source" if "source" in value else "id"
-        return _cell(value.get(key, ""))
+        key = _identity(value)
+        if key is None:  # e.g. a participant {person, role}: its parts, ``:``-joined
+            return ":".join(_cell(v) for v in value.values() if v is not None)
+        return _cell(value[key])
     if isinstance(value, list):
-        return ";".join(_cell(v) for v in value)
+        cells = [_cell(v) for v in value]
+        if value and all(isinstance(v, dict) and _identity(v) == "source" for v in value):
+            cells = list(dict.fromkeys(cells))  # two quotes of one source: the source once
+        return ";".join(cells)
     text = str(value)
     return "'" + text if text.startswith(FORMULA_PREFIXES) else text
 
 
 def flatten(item: Mapping[str, Any]) -> dict[str, str]:
-    """One CSV row: quantities spread into ``<field>_value`` etc., the rest by :func:`_cell`."""
+    """One CSV row: objects without an identity (quantities, counts) spread into
+    ``<field>_<part>`` columns, the rest by :func:`_cell`."""
     row: dict[str, str] = {}
     for key, value in item.items():
-        if isinstance(value, dict) and "value" in value and "id" not in value:
+        if isinstance(value, dict) and _identity(value) is None:
             for sub, sub_value in value.items():
                 row[f"{key}_{sub}"] = _cell(sub_value)
         else:
@@ -171,6 +208,34 @@ def to_csv(items: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = N
     writer.writeheader()
     writer.writerows(rows)
     return buffer.getvalue().encode()
+
+
+def _model_columns(model: Any) -> list[str]:
+    """The CSV header :func:`flatten` gives an item of ``model`` (a Pydantic model)."""
+    columns: list[str] = []
+    for name, field in getattr(model, "model_fields", {}).items():
+        annotation = field.annotation
+        options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
+        nested = [t for t in (annotation, *options) if _is_model(t)]  # a model, or one | None
+        if nested and _identity(nested[0].model_fields) is None:
+            columns += [f"{name}_{part}" for part in nested[0].model_fields]
+        else:
+            columns.append(name)
+    return columns
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _route_columns(request: Request) -> list[str] | None:
+    """The header of an empty page: from the item model the route documents."""
+    page_model = getattr(request.scope.get("route"), "response_model", None)
+    items = getattr(page_model, "model_fields", {}).get("items")
+    if items is None:
+        return None
+    item_types = [t for t in get_args(items.annotation) if _is_model(t)]
+    return _model_columns(item_types[0]) if item_types else None
 
 
 def page_response(
@@ -193,6 +258,8 @@ def page_response(
         links.append(f'<{prev}>; rel="prev"')
     headers = {"Link": ", ".join(links)} if links else {}
     if wants_csv(request, params):
+        if columns is None and not items:
+            columns = _route_columns(request)
         return Response(to_csv(items, columns), media_type=CSV_MEDIA_TYPE, headers=headers)
     body: dict[str, Any] = dict(extra or {})
     body.update(items=items, total=total, limit=params.limit, offset=params.offset, next=next_url)

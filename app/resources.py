@@ -17,7 +17,7 @@ from sqlalchemy import Column, ColumnElement, Connection, Engine, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
-from app.pagination import PageParams, json_response, order_by, page_response, select_page
+from app.pagination import DateSort, PageParams, json_response, order_by, page_response, select_page
 from app.problems import InvalidInput, NotFound
 from app.readers import read_collection
 from app.records import ENTITY_TYPE, MAIN_TABLE
@@ -33,7 +33,7 @@ def list_response(
     params: PageParams,
     collection: str,
     where: Sequence[ColumnElement[bool]],
-    sort_fields: Mapping[str, ColumnElement[Any]],
+    sort_fields: Mapping[str, ColumnElement[Any] | DateSort],
     default_sort: str,
     present: Present,
 ) -> Response:

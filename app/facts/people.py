@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, func, select
+from sqlalchemy import ColumnElement, Connection, func, select
 from starlette.responses import Response
 
 from app import models as m
@@ -75,7 +75,7 @@ def list_people(
     organization: Annotated[str | None, Query(max_length=120)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
 ) -> Response:
-    where = []
+    where: list[ColumnElement[bool]] = []
     if country:
         where.append(PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.country == country)))
     if organization:

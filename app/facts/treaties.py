@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import Field
@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -50,7 +50,11 @@ def party(code: str):  # type: ignore[no-untyped-def]
 
 
 router = APIRouter(prefix="/v1/treaties", tags=["treaties"])
-SORT_FIELDS = {"signed": TREATY.c.signed_start, "title": TREATY.c.title, "id": TREATY.c.id}
+SORT_FIELDS: dict[str, Any] = {
+    "signed": DateSort(TREATY.c.signed_start, TREATY.c.signed_end),
+    "title": TREATY.c.title,
+    "id": TREATY.c.id,
+}
 
 
 @router.get(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -65,7 +65,11 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/visits", tags=["visits"])
-SORT_FIELDS = {"date": VISIT.c.date_start, "id": VISIT.c.id, "place": VISIT.c.place}
+SORT_FIELDS: dict[str, Any] = {
+    "date": DateSort(VISIT.c.date_start, VISIT.c.date_end),
+    "id": VISIT.c.id,
+    "place": VISIT.c.place,
+}
 
 
 @router.get(

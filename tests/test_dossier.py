@@ -1,0 +1,514 @@
+"""The pair dossier and timeline: sections, symmetry, bounded SQL, chronological order."""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from conftest import SEED, make_client
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+
+from app import dataset
+from app.db import create_db_engine
+from app.dossier import build_dossier
+
+PROBLEM = "application/problem+json"
+SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
+SOURCE_ID = "azernews-2022-08-24-tokayev-baku"
+SECTIONS = [
+    "diplomatic_relations",
+    "treaties",
+    "visits",
+    "trade",
+    "figures",
+    "shared_organizations",
+    "routes",
+    "sources",
+]
+ORGS = ["cica", "oic", "osce", "turksoy", "un"]
+
+
+def seed_pairs() -> list[tuple[str, str]]:
+    """Every pair of countries the seed has at least one fact about."""
+    pairs: set[tuple[str, str]] = set()
+
+    def add(codes: list[str]) -> None:
+        for a, b in itertools.combinations(sorted(set(codes)), 2):
+            pairs.add((a, b))
+
+    for record in SEED_DATA["relations"]:
+        add(record["countries"])
+    for record in SEED_DATA["treaties"]:
+        add(record["parties"])
+    for record in SEED_DATA["visits"]:
+        add([record["guest"], record["host"]])
+    for record in SEED_DATA["trade"]:
+        add([record["reporter"], record["partner"]])
+    for record in SEED_DATA["routes"]:
+        add(record["countries"])
+    for record in SEED_DATA["figures"]:
+        if record["countries"]:
+            add(record["countries"])
+    members: dict[str, list[str]] = {}
+    for record in SEED_DATA["memberships"]:
+        members.setdefault(record["organization"], []).append(record["country"])
+    for codes in members.values():
+        add(codes)
+    return sorted(pairs)
+
+
+SEED_PAIRS = seed_pairs()
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"] and body["title"] and body["detail"]
+    return body
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def citations(value: Any) -> Iterator[dict[str, str]]:
+    """Every ``{source, quote}`` anywhere in an answer."""
+    if isinstance(value, dict):
+        if set(value) == {"source", "quote"}:
+            yield value
+            return
+        for item in value.values():
+            yield from citations(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from citations(item)
+
+
+def facts_of(dossier: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every fact object of a dossier: each must carry its sources."""
+    for relation in dossier["diplomatic_relations"]:
+        yield relation
+        yield from relation["notes"]
+    for section in ("treaties", "visits", "trade", "figures", "routes"):
+        yield from dossier[section]
+    for route in dossier["routes"]:
+        yield from route["figures"]
+    for organization in dossier["shared_organizations"]:
+        yield from organization["members"]
+
+
+def assert_sources_listed_once(dossier: dict[str, Any]) -> None:
+    cited = {c["source"] for section in SECTIONS[:-1] for c in citations(dossier[section])}
+    listed = [s["id"] for s in dossier["sources"]]
+    assert len(listed) == len(set(listed)), "a source is listed twice"
+    assert set(listed) == cited
+    for fact in facts_of(dossier):
+        assert fact["sources"], fact
+        for citation in fact["sources"]:
+            assert set(citation) == {"source", "quote"} and citation["quote"]
+
+
+def without_countries(dossier: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in dossier.items() if k != "countries"}
+
+
+# --- the seed's dossier --------------------------------------------------------------
+
+
+def test_dossier_sections(client: TestClient) -> None:
+    dossier = ok(client.get("/v1/relations/KZ/AZ"))
+    assert {"countries", *SECTIONS} <= set(dossier)
+    assert [c["iso2"] for c in dossier["countries"]] == ["KZ", "AZ"]
+    for country in dossier["countries"]:
+        assert {"iso2", "iso3", "numeric", "name"} <= set(country)
+
+    [relation] = dossier["diplomatic_relations"]
+    assert relation["established"] == "1992"
+    assert len(relation["notes"]) == 7
+    assert {n["id"] for n in relation["notes"]} == {
+        n["id"] for n in SEED_DATA["relations"][0]["notes"]
+    }
+    for note in relation["notes"]:
+        assert note["text"] and note["sources"]
+
+    assert [t["id"] for t in dossier["treaties"]] == ["kz-az-strategic-partnership-2005"]
+    assert dossier["treaties"][0]["signed"] == "2005"
+    assert [v["id"] for v in dossier["visits"]] == ["kz-az-2022-08-24-tokayev-baku"]
+    assert dossier["visits"][0]["guest"]["iso2"] == "KZ"
+    assert [t["id"] for t in dossier["trade"]] == ["az-kz-2021-turnover-azernews"]
+    assert dossier["trade"][0]["value"] == 332200000
+
+    figures = {f["id"]: f for f in dossier["figures"]}
+    assert set(figures) == {
+        "az-kz-bilateral-agreements-2022",
+        "az-kz-diplomatic-relations-anniversary-2022",
+    }  # pair figures only: the route's throughput is under its route
+    agreements = figures["az-kz-bilateral-agreements-2022"]
+    assert (agreements["metric"], agreements["value"], agreements["unit"]) == (
+        "bilateral_agreements",
+        90,
+        "agreements",
+    )
+    assert agreements["approximate"] is True
+
+    shared = dossier["shared_organizations"]
+    assert sorted(o["id"] for o in shared) == ORGS
+    for organization in shared:
+        assert organization["name"]
+        members = organization["members"]
+        assert sorted(m["country"]["iso2"] for m in members) == ["AZ", "KZ"]
+        assert sorted(m["id"] for m in members) == [
+            f"az-{organization['id']}",
+            f"kz-{organization['id']}",
+        ]
+
+    [route] = dossier["routes"]
+    assert route["id"] == "titr"
+    assert [c["iso2"] for c in route["countries"]] == ["KZ", "AZ"]
+    assert route["figures"][0]["value"] == 6000000
+
+    [source] = dossier["sources"]
+    assert source["id"] == SOURCE_ID
+    assert source["publisher"] == "Azernews"
+    assert source["published_at"] == "2022-08-24T11:00:00+04:00"
+    assert_sources_listed_once(dossier)
+
+
+@pytest.mark.parametrize(("a", "b"), SEED_PAIRS)
+def test_every_seed_pair_is_symmetric(client: TestClient, a: str, b: str) -> None:
+    forward = ok(client.get(f"/v1/relations/{a}/{b}"))
+    backward = ok(client.get(f"/v1/relations/{b}/{a}"))
+    assert [c["iso2"] for c in forward["countries"]] == [a, b]
+    assert [c["iso2"] for c in backward["countries"]] == [b, a]
+    assert without_countries(forward) == without_countries(backward)
+    assert any(forward[section] for section in SECTIONS)
+    assert_sources_listed_once(forward)
+    timeline_ab = ok(client.get(f"/v1/relations/{a}/{b}/timeline"))
+    timeline_ba = ok(client.get(f"/v1/relations/{b}/{a}/timeline"))
+    assert timeline_ab["items"] and timeline_ab == timeline_ba
+
+
+def test_seed_pairs_are_derived() -> None:
+    assert ("AZ", "KZ") in SEED_PAIRS
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "order"),
+    [
+        ("aze", "398", ["AZ", "KZ"]),
+        ("kaz", "031", ["KZ", "AZ"]),
+        ("398", "AZE", ["KZ", "AZ"]),
+        ("Az", "kZ", ["AZ", "KZ"]),
+    ],
+)
+def test_any_code_form_gives_the_same_facts(
+    client: TestClient, a: str, b: str, order: list[str]
+) -> None:
+    expected = without_countries(ok(client.get("/v1/relations/KZ/AZ")))
+    dossier = ok(client.get(f"/v1/relations/{a}/{b}"))
+    assert [c["iso2"] for c in dossier["countries"]] == order  # the order asked
+    assert without_countries(dossier) == expected
+
+
+@pytest.mark.parametrize(("a", "b"), [("KZ", "kaz"), ("kz", "KZ"), ("398", "KAZ"), ("AZ", "031")])
+def test_the_same_country_twice_is_a_422_problem(client: TestClient, a: str, b: str) -> None:
+    for path in (f"/v1/relations/{a}/{b}", f"/v1/relations/{a}/{b}/timeline"):
+        body = problem(client.get(path), 422)
+        assert body["errors"]
+
+
+def test_a_pair_without_facts_is_empty_not_missing(client: TestClient) -> None:
+    dossier = ok(client.get("/v1/relations/FR/DE"))
+    assert [c["iso2"] for c in dossier["countries"]] == ["FR", "DE"]
+    for section in SECTIONS:
+        assert dossier[section] == [], section
+    timeline = ok(client.get("/v1/relations/fra/276/timeline"))
+    assert timeline["items"] == [] and timeline["total"] == 0 and timeline["next"] is None
+
+
+@pytest.mark.parametrize("path", ["/v1/relations/XX/AZ", "/v1/relations/KZ/XX"])
+def test_an_unknown_code_is_a_404_problem(client: TestClient, path: str) -> None:
+    for suffix in ("", "/timeline"):
+        body = problem(client.get(path + suffix), 404)
+        assert "'XX'" in body["detail"]
+
+
+# --- bounded SQL -------------------------------------------------------------------
+
+OTHER_SOURCE = "many-facts-source"
+
+
+def cite(i: int) -> list[dict[str, str]]:
+    """Alternate the seed's source and another one, so that both are cited."""
+    source = OTHER_SOURCE if i % 2 else SOURCE_ID
+    return [{"source": source, "quote": f"Fact number {i}."}]
+
+
+def many_facts(n: int = 30) -> dict[str, Any]:
+    """Many more facts about KZ and AZ (and a few about RU), each cited."""
+    pair = ["KZ", "AZ"]
+    return {
+        "sources": [{"id": OTHER_SOURCE, "title": "Many facts"}],
+        "organizations": [{"id": f"org-{i}", "name": f"Organization {i}"} for i in range(5)],
+        "treaties": [
+            {"id": f"many-treaty-{i}", "title": f"Treaty {i}", "signed": f"{1990 + i}",
+             "parties": pair if i % 3 else [*pair, "RU"], "sources": cite(i)}
+            for i in range(n)
+        ],
+        "visits": [
+            {"id": f"many-visit-{i}", "date": f"{1990 + i}-05", "guest": pair[i % 2],
+             "host": pair[(i + 1) % 2], "participants": [
+                 {"person": "kassym-jomart-tokayev", "role": "guest_leader"}
+             ], "sources": cite(i)}
+            for i in range(n)
+        ],
+        "trade": [
+            {"id": f"many-trade-{i}", "reporter": pair[i % 2], "partner": pair[(i + 1) % 2],
+             "year": 1990 + i, "flow": ["turnover", "export", "import"][i % 3],
+             "value": 1000 + i, "currency": "USD", "sources": cite(i)}
+            for i in range(n)
+        ],
+        "routes": [
+            {"id": f"many-route-{i}", "name": f"Route {i}", "countries": [*pair, "RU"][: 2 + i],
+             "sources": cite(i)}
+            for i in range(2)
+        ],
+        "memberships": [
+            {"id": f"many-{c.lower()}-org-{i}", "organization": f"org-{i}", "country": c,
+             "since": f"{2000 + i}", "sources": cite(i)}
+            for i in range(5)
+            for c in ("KZ", "AZ", "RU")
+        ],
+        "figures": [
+            *({"id": f"many-figure-{i}", "metric": f"metric_{i}", "value": i, "unit": "units",
+               "as_of": f"{2000 + i}-01-01", "countries": pair, "sources": cite(i)}
+              for i in range(10)),
+            *({"id": f"many-route-figure-{i}", "metric": "length", "value": 100 + i,
+               "unit": "km", "route": f"many-route-{i}", "sources": cite(i)}
+              for i in range(2)),
+        ],
+    }  # fmt: skip
+
+
+def load(url: str, data: dict[str, Any]) -> None:
+    engine = create_db_engine(url)
+    dataset.load(engine, dataset.parse_dataset(data))
+    engine.dispose()
+
+
+class StatementCounter:
+    def __init__(self, engine: Engine) -> None:
+        self.statements: list[str] = []
+        self.engine = engine
+        event.listen(engine, "before_cursor_execute", self._count)
+
+    def _count(self, conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.statements.append(statement)
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._count)
+
+
+def count_dossier_statements(engine: Engine, a: str, b: str) -> tuple[int, dict[str, Any]]:
+    counter = StatementCounter(engine)
+    try:
+        with engine.connect() as connection:
+            dossier = build_dossier(connection, a, b)
+    finally:
+        counter.close()
+    return len(counter.statements), dossier
+
+
+def test_dossier_sql_does_not_grow_with_the_facts(seeded_url: str) -> None:
+    engine = create_db_engine(seeded_url)
+    try:
+        count_dossier_statements(engine, "KZ", "AZ")  # warm the in-memory country index
+        before, small = count_dossier_statements(engine, "KZ", "AZ")
+        dataset.load(engine, dataset.parse_dataset(many_facts()))
+        after, large = count_dossier_statements(engine, "KZ", "AZ")
+        reverse, large_reversed = count_dossier_statements(engine, "AZ", "KZ")
+    finally:
+        engine.dispose()
+    assert len(large["treaties"]) == len(small["treaties"]) + 30
+    assert len(large["visits"]) == len(small["visits"]) + 30
+    assert len(large["trade"]) == len(small["trade"]) + 30
+    assert len(large["figures"]) == len(small["figures"]) + 10
+    assert len(large["shared_organizations"]) == len(small["shared_organizations"]) + 5
+    assert len(large["routes"]) == len(small["routes"]) + 2
+    assert before == after == reverse
+    assert before <= 40
+    assert without_countries(large) == without_countries(large_reversed)
+
+
+def test_dossier_sql_over_http_does_not_grow_with_the_facts(seeded_url: str) -> None:
+    with make_client(seeded_url) as client:
+        engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
+        ok(client.get("/v1/relations/KZ/AZ"))  # warm up
+
+        def count() -> tuple[int, dict[str, Any]]:
+            counter = StatementCounter(engine)
+            try:
+                dossier = ok(client.get("/v1/relations/KZ/AZ"))
+            finally:
+                counter.close()
+            return len(counter.statements), dossier
+
+        before, small = count()
+        load(seeded_url, many_facts())
+        after, large = count()
+    assert len(large["treaties"]) == len(small["treaties"]) + 30
+    assert before == after
+
+
+def test_many_facts_dossier(seeded_url: str) -> None:
+    load(seeded_url, many_facts())
+    with make_client(seeded_url) as client:
+        dossier = ok(client.get("/v1/relations/AZ/KZ"))
+        assert without_countries(dossier) == without_countries(
+            ok(client.get("/v1/relations/kaz/aze"))
+        )
+    assert [s["id"] for s in dossier["sources"]] == sorted([SOURCE_ID, OTHER_SOURCE])
+    assert_sources_listed_once(dossier)
+    # Organizations RU also belongs to show only the pair's two memberships.
+    for organization in dossier["shared_organizations"]:
+        assert sorted(m["country"]["iso2"] for m in organization["members"]) == ["AZ", "KZ"]
+    # A treaty with a third party is still the pair's; routes through both are listed.
+    assert "many-treaty-0" in {t["id"] for t in dossier["treaties"]}
+    assert {"many-route-0", "many-route-1"} <= {r["id"] for r in dossier["routes"]}
+    signed = [t["signed"] for t in dossier["treaties"]]
+    assert signed == sorted(signed)
+
+
+# --- the timeline ------------------------------------------------------------------
+
+SEED_TIMELINE = [
+    ("1992", "relation", "az-kz"),
+    ("2005", "treaty", "kz-az-strategic-partnership-2005"),
+    ("2021", "trade", "az-kz-2021-turnover-azernews"),
+    ("2022", "figure", "az-kz-diplomatic-relations-anniversary-2022"),
+    ("2022-08-24", "visit", "kz-az-2022-08-24-tokayev-baku"),
+    ("2022-08-24", "figure", "az-kz-bilateral-agreements-2022"),
+]
+
+
+def entries(client: TestClient, path: str, **params: Any) -> list[tuple[str, str, str]]:
+    body = ok(client.get(path, params={"limit": 500, **params}))
+    assert set(body) == {"items", "total", "limit", "offset", "next"}
+    assert body["total"] == len(body["items"])
+    return [(e["date"], e["type"], e["id"]) for e in body["items"]]
+
+
+def test_seed_timeline(client: TestClient) -> None:
+    body = ok(client.get("/v1/relations/KZ/AZ/timeline"))
+    for entry in body["items"]:
+        assert set(entry) == {"date", "type", "id", "title", "sources"}
+        assert entry["title"]
+        assert entry["sources"] and all(c["source"] == SOURCE_ID for c in entry["sources"])
+    assert entries(client, "/v1/relations/KZ/AZ/timeline") == SEED_TIMELINE
+    assert ok(client.get("/v1/relations/AZ/KZ/timeline")) == body
+    assert entries(client, "/v1/relations/aze/398/timeline", sort="date") == SEED_TIMELINE
+    newest_first = entries(client, "/v1/relations/KZ/AZ/timeline", sort="-date")
+    assert newest_first == SEED_TIMELINE[::-1]
+
+
+@pytest.mark.parametrize("sort", ["title", "-title", "date,id", "type", "bogus"])
+def test_timeline_unknown_sort_is_a_422_problem(client: TestClient, sort: str) -> None:
+    body = problem(client.get("/v1/relations/KZ/AZ/timeline", params={"sort": sort}), 422)
+    assert [e.get("param") for e in body["errors"]] == ["sort"]
+
+
+def test_timeline_pages(client: TestClient) -> None:
+    first = client.get("/v1/relations/KZ/AZ/timeline", params={"limit": 4})
+    body = ok(first)
+    assert body["total"] == 6 and len(body["items"]) == 4
+    assert 'rel="next"' in first.headers["link"]
+    rest = ok(client.get(body["next"]))
+    assert rest["next"] is None
+    dates = [e["date"] for e in body["items"] + rest["items"]]
+    assert dates == [d for d, _, _ in SEED_TIMELINE]
+
+
+def test_timeline_as_csv(client: TestClient) -> None:
+    response = client.get("/v1/relations/KZ/AZ/timeline", headers={"Accept": "text/csv"})
+    assert response.headers["content-type"].startswith("text/csv")
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert [(r["date"], r["type"], r["id"]) for r in rows] == SEED_TIMELINE
+    assert all(r["sources"] == SOURCE_ID for r in rows)
+
+
+SRC = "timeline-test"
+MIXED = {
+    "sources": [{"id": SRC, "title": "Timeline test"}],
+    "organizations": [{"id": "zeta", "name": "Zeta union"}],
+    "relations": [
+        {"id": "az-kz", "countries": ["KZ", "AZ"], "established": "2005-01",
+         "sources": [{"source": SRC, "quote": "Relations since January 2005."}]}
+    ],
+    # Ids and titles run against the dates, so that neither could give the order.
+    "treaties": [
+        {"id": f"treaty-{x}", "title": f"Treaty {x.upper()}", "signed": signed,
+         "parties": ["KZ", "AZ"], "sources": [{"source": SRC, "quote": f"Signed {signed}."}]}
+        for x, signed in [("a", "2005-03-01"), ("b", "2005-01-01"), ("c", "2005-01"),
+                          ("d", "2005")]
+    ],
+    "visits": [
+        {"id": "visit-a", "date": "2005-01-01", "guest": "AZ", "host": "KZ",
+         "sources": [{"source": SRC, "quote": "Visited."}]}
+    ],
+    "trade": [
+        {"id": "trade-a", "reporter": "KZ", "partner": "AZ", "year": 2005, "flow": "export",
+         "value": 7, "currency": "USD", "sources": [{"source": SRC, "quote": "Exported."}]}
+    ],
+    "memberships": [
+        {"id": "kz-zeta", "organization": "zeta", "country": "KZ", "since": "2005",
+         "sources": [{"source": SRC, "quote": "Member."}]},
+        {"id": "az-zeta", "organization": "zeta", "country": "AZ",
+         "sources": [{"source": SRC, "quote": "Member."}]},
+    ],
+    "figures": [
+        {"id": "figure-a", "metric": "agreements", "value": 3, "unit": "agreements",
+         "as_of": "2004-12-31", "countries": ["AZ", "KZ"],
+         "sources": [{"source": SRC, "quote": "Three."}]}
+    ],
+}  # fmt: skip
+MIXED_TIMELINE = [
+    ("2004-12-31", "figure", "figure-a"),
+    ("2005", "treaty", "treaty-d"),
+    ("2005", "membership", "kz-zeta"),
+    ("2005", "trade", "trade-a"),
+    ("2005-01", "relation", "az-kz"),
+    ("2005-01", "treaty", "treaty-c"),
+    ("2005-01-01", "treaty", "treaty-b"),
+    ("2005-01-01", "visit", "visit-a"),
+    ("2005-03-01", "treaty", "treaty-a"),
+]
+
+
+@pytest.fixture
+def mixed(fresh_url: str) -> Iterator[TestClient]:
+    load(fresh_url, MIXED)
+    with make_client(fresh_url) as test_client:
+        yield test_client
+
+
+def test_timeline_orders_mixed_precisions(mixed: TestClient) -> None:
+    # "2005" before "2005-01" before "2005-01-01" before "2005-03-01"; on the same date,
+    # relation, treaty, membership, visit, trade, figure. Undated facts are left out.
+    assert entries(mixed, "/v1/relations/KZ/AZ/timeline") == MIXED_TIMELINE
+    assert entries(mixed, "/v1/relations/AZ/KZ/timeline") == MIXED_TIMELINE
+    assert ok(mixed.get("/v1/relations/KZ/AZ/timeline")) == ok(
+        mixed.get("/v1/relations/AZ/KZ/timeline")
+    )
+    assert entries(mixed, "/v1/relations/KZ/AZ/timeline", sort="-date") == MIXED_TIMELINE[::-1]
+    page = ok(mixed.get("/v1/relations/KZ/AZ/timeline", params={"limit": 3, "offset": 3}))
+    assert page["total"] == len(MIXED_TIMELINE)
+    assert [(e["date"], e["type"], e["id"]) for e in page["items"]] == MIXED_TIMELINE[3:6]
