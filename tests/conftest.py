@@ -96,9 +96,7 @@ def template_url(
     return url
 
 
-def copy_database(
-    template: str, kind: str, postgres: Postgres | None, directory: Path
-) -> str:
+def copy_database(template: str, kind: str, postgres: Postgres | None, directory: Path) -> str:
     if kind == "sqlite":
         target = directory / f"{uuid.uuid4().hex[:8]}.db"
         shutil.copyfile(make_url(template).database or "", target)

@@ -115,8 +115,15 @@ def test_cors_allows_any_origin_without_credentials(client: TestClient) -> None:
     assert response.headers["access-control-allow-origin"] == "*"
     assert "access-control-allow-credentials" not in response.headers
     exposed = response.headers["access-control-expose-headers"].lower()
-    for header in ("etag", "link", "location", "retry-after", "ratelimit-limit",
-                   "ratelimit-remaining", "ratelimit-reset"):
+    for header in (
+        "etag",
+        "link",
+        "location",
+        "retry-after",
+        "ratelimit-limit",
+        "ratelimit-remaining",
+        "ratelimit-reset",
+    ):
         assert header in exposed
     preflight = client.options(
         "/v1/treaties",

@@ -55,8 +55,16 @@ def test_problem_responses_are_declared(openapi: dict[str, Any]) -> None:
 
 def test_well_known_operation_ids(openapi: dict[str, Any]) -> None:
     ids = {op["operationId"] for _, _, op in operations(openapi)}
-    assert {"list_treaties", "get_relation_dossier", "get_relation_timeline", "search",
-            "list_countries", "get_country", "list_changes", "export_dataset"} <= ids
+    assert {
+        "list_treaties",
+        "get_relation_dossier",
+        "get_relation_timeline",
+        "search",
+        "list_countries",
+        "get_country",
+        "list_changes",
+        "export_dataset",
+    } <= ids
 
 
 def test_api_conforms_to_its_schema(shared_seeded_url: str) -> None:
