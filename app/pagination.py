@@ -52,30 +52,6 @@ class PageParams:
     format: Literal["json", "csv"] | None
 
 
-def _page_params(
-    limit: Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
-    ] = 50,
-    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")] = 0,
-    sort: Annotated[
-        str | None,
-        Query(
-            max_length=200,
-            description="Comma-separated fields; `-` before a field sorts descending "
-            "(e.g. `-signed,title`). Ties are broken by `id`. See each list for its fields.",
-        ),
-    ] = None,
-    format: Annotated[
-        Literal["json", "csv"] | None,
-        Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
-    ] = None,
-) -> PageParams:
-    return PageParams(limit=limit, offset=offset, sort=sort, format=format)
-
-
-PageDep = Annotated[PageParams, Depends(_page_params)]
-
-
 def sorted_page(fields: Iterable[str], default: str) -> Any:
     """Page parameters whose ``sort`` accepts exactly ``fields`` (documented in OpenAPI)."""
     names = sorted(fields)

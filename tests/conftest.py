@@ -13,6 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
@@ -185,3 +186,20 @@ def empty_url(engine_kind: str, postgres: Postgres | None, tmp_path: Path) -> It
     url = postgres.create()
     yield url
     postgres.drop(url)
+
+
+PROBLEM = "application/problem+json"
+
+
+def problem(response: Any, status: int) -> dict[str, Any]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"].startswith(PROBLEM)
+    body: dict[str, Any] = response.json()
+    assert body["status"] == status
+    assert body["type"] and body["title"] and body["detail"]
+    return body
+
+
+def ok(response: Any) -> Any:
+    assert response.status_code == 200, response.text
+    return response.json()

@@ -8,13 +8,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import make_client
+from conftest import make_client, problem
 from fastapi.testclient import TestClient
 
 from app import dataset
 from app.db import create_db_engine
 
-PROBLEM = "application/problem+json"
 KZ_FORMS = ["KZ", "kz", "Kz", "KAZ", "kaz", "kAz", "398"]
 AZ_FORMS = ["AZ", "az", "AZE", "aze", "031"]
 UNKNOWN_CODES = ["XX", "xx", "XXX", "999", "000", "KAZA", "K1", "1234"]
@@ -44,15 +43,6 @@ COUNTRY_QUERIES = [
     ("/v1/people", "country", "KZ"),
 ]
 FORMS = {"KZ": KZ_FORMS, "AZ": AZ_FORMS}
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] and body["title"] and body["detail"]
-    return body
 
 
 def assert_names_code_and_forms(body: dict[str, Any], code: str) -> None:

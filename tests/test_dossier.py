@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SEED, make_client
+from conftest import SEED, make_client, ok, problem
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
@@ -18,7 +18,6 @@ from app import dataset
 from app.db import create_db_engine
 from app.dossier import build_dossier
 
-PROBLEM = "application/problem+json"
 SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
 SOURCE_ID = "azernews-2022-08-24-tokayev-baku"
 SECTIONS = [
@@ -64,20 +63,6 @@ def seed_pairs() -> list[tuple[str, str]]:
 
 
 SEED_PAIRS = seed_pairs()
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] and body["title"] and body["detail"]
-    return body
-
-
-def ok(response: Any) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def citations(value: Any) -> Iterator[dict[str, str]]:

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SEED, make_client
+from conftest import SEED, make_client, ok, problem
 from fastapi.testclient import TestClient
 
 from app import dataset
 from app.db import create_db_engine
 
-PROBLEM = "application/problem+json"
 SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
 SOURCE_ID = "azernews-2022-08-24-tokayev-baku"
 TREATY_ID = "kz-az-strategic-partnership-2005"
@@ -50,20 +49,6 @@ GETS = {
     "people": "kassym-jomart-tokayev",
     "sources": SOURCE_ID,
 }
-
-
-def problem(response: Any, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith(PROBLEM)
-    body: dict[str, Any] = response.json()
-    assert body["status"] == status
-    assert body["type"] and body["title"] and body["detail"]
-    return body
-
-
-def ok(response: Any) -> Any:
-    assert response.status_code == 200, response.text
-    return response.json()
 
 
 def ids(client: TestClient, path: str, **params: Any) -> list[str]:
