@@ -77,9 +77,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         organizations,
         people,
         sources,
+        search,
         changes,
     ):
         app.include_router(module.router)  # each router carries its full "/v1/..." prefix
-    app.include_router(search.router, prefix="/v1")
     docs.install_docs(app)
     return app

@@ -535,7 +535,7 @@ TypeFilter = Annotated[
 ]
 SearchPageDep = Annotated[PageParams, sorted_page(("score", "type", "id", "title"), "-score")]
 
-router = APIRouter(tags=["search"])
+router = APIRouter(prefix="/v1", tags=["search"])
 
 
 def _types(values: list[str] | None) -> list[str]:
