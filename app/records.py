@@ -6,6 +6,7 @@ alpha-2 out), related entities by id, and every fact's citations as ``{source, q
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -245,3 +246,7 @@ MAIN_TABLE: dict[str, Table] = {
     "memberships": table(m.Membership),
     "figures": table(m.Figure),
 }
+
+
+def json_schema() -> str:
+    return json.dumps(Dataset.model_json_schema(), indent=2, ensure_ascii=False) + "\n"

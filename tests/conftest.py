@@ -17,12 +17,13 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
 from app import dataset, migrate
 from app.db import create_db_engine, engine_for
 from app.main import create_app
+from app.models import table
 from app.settings import Settings, get_settings
 
 ENGINES = ["sqlite", "postgresql"]
@@ -203,3 +204,7 @@ def problem(response: Any, status: int) -> dict[str, Any]:
 def ok(response: Any) -> Any:
     assert response.status_code == 200, response.text
     return response.json()
+
+
+def count_rows(connection: Connection, model: Any) -> int:
+    return int(connection.execute(select(func.count()).select_from(table(model))).scalar_one())

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import SEED, SOURCES_DIR, Postgres, copy_database
+from conftest import SEED, SOURCES_DIR, Postgres, copy_database, count_rows
 from sqlalchemy import Engine, func, select
 
 from app import dataset
@@ -124,7 +124,7 @@ def test_seed_loads(empty: Engine) -> None:
     with empty.connect() as connection:
         exported = dataset.export_dataset(connection)
         assert {c: len(exported[c]) for c in r.COLLECTIONS} == EXPECTED_COUNTS
-        rows = {model.__name__: dataset.count_rows(connection, model) for model in (
+        rows = {model.__name__: count_rows(connection, model) for model in (
             m.Country, m.Role, m.RelationNote, m.TreatyParty, m.VisitParticipant,
             m.RouteCountry, m.Citation, m.DatasetChange,
         )}  # fmt: skip
@@ -233,10 +233,10 @@ def test_utc_times_load_twice_without_a_change(seeded: Engine) -> None:
 
 def test_schema_file_is_generated_from_the_records() -> None:
     path = SEED.parent / "seed.schema.json"
-    assert path.read_text() == dataset.json_schema(), (
+    assert path.read_text() == r.json_schema(), (
         "data/seed.schema.json is stale; regenerate it with: .venv/bin/python -c "
-        '"from pathlib import Path; from app import dataset; '
-        "Path('data/seed.schema.json').write_text(dataset.json_schema())\""
+        '"from pathlib import Path; from app import records; '
+        "Path('data/seed.schema.json').write_text(records.json_schema())\""
     )
 
 

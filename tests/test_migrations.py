@@ -13,7 +13,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from conftest import SEED
+from conftest import SEED, count_rows
 from sqlalchemy import Engine, inspect, select
 
 from app import dataset, migrate
@@ -56,7 +56,7 @@ def test_upgrade_builds_every_table_and_loads_the_countries(empty_url: str) -> N
         assert modelled_tables(engine) == set(metadata.tables)
         assert migrate.is_at_head(engine)
         with engine.connect() as connection:
-            assert dataset.count_rows(connection, m.Country) == 249
+            assert count_rows(connection, m.Country) == 249
             kz = connection.execute(select(country).where(country.c.iso2 == "KZ")).one()
             assert dataset.current_state(connection) == (0, None)
     assert kz._asdict() == {
