@@ -16,7 +16,7 @@ from typing import Annotated, Any
 import pycountry
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, and_, func, literal, select, union_all
+from sqlalchemy import Engine, and_, func, literal, or_, select, union_all
 from starlette.responses import Response
 
 from app import models as m
@@ -25,6 +25,7 @@ from app.pagination import (
     CSV_RESPONSE,
     Page,
     PageParams,
+    contains_text,
     json_response,
     order_by,
     page_response,
@@ -69,7 +70,8 @@ class Partner(BaseModel):
 
 
 @lru_cache(maxsize=8)
-def _country_index(url: str, engine: Engine) -> dict[str, Country]:
+def country_index(engine: Engine) -> dict[str, Country]:
+    """``{iso2: country object}`` for every country, read once per engine."""
     with engine.connect() as connection:
         rows = connection.execute(select(COUNTRY).order_by(COUNTRY.c.iso2)).mappings()
         return {
@@ -84,26 +86,12 @@ def _country_index(url: str, engine: Engine) -> dict[str, Country]:
         }
 
 
-def country_index(engine: Engine) -> dict[str, Country]:
-    """``{iso2: country object}`` for every country, read once per engine."""
-    return _country_index(str(engine.url), engine)
-
-
 def resolve(engine: Engine, code: str) -> str:
     """The alpha-2 code of a country given in any ISO form; unknown codes are a 404."""
     found = lookup_country(code)
     if found is None or found.alpha_2 not in country_index(engine):
         raise UnknownCountry(code)
     return str(found.alpha_2)
-
-
-def expand(engine: Engine, codes: Iterable[str | None]) -> list[Country | None]:
-    index = country_index(engine)
-    return [index[c] if c else None for c in codes]
-
-
-def country(engine: Engine, code: str | None) -> Country | None:
-    return country_index(engine)[code] if code else None
 
 
 @lru_cache(maxsize=64)
@@ -186,18 +174,11 @@ def list_countries(
 ) -> Response:
     where = []
     if q:
-        # Matched in Python on the in-memory index: SQLite's lower() folds ASCII only, so
-        # "åland" would miss "Åland Islands" there while PostgreSQL finds it.
-        needle = q.strip().casefold()
-        code = lookup_country(needle)
-        matches = {
-            iso2
-            for iso2, c in country_index(engine).items()
-            if needle in c["name"].casefold() or needle in (c["official_name"] or "").casefold()
-        }
+        clauses = [contains_text(q, COUNTRY.c.name, COUNTRY.c.official_name)]
+        code = lookup_country(q.strip())
         if code is not None:
-            matches.add(str(code.alpha_2))
-        where.append(COUNTRY.c.iso2.in_(sorted(matches)))
+            clauses.append(COUNTRY.c.iso2 == code.alpha_2)
+        where.append(or_(*clauses))
     order = order_by(page.sort, SORT_FIELDS, "name", COUNTRY.c.iso2)
     with engine.connect() as connection:
         total = connection.execute(

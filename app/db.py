@@ -54,6 +54,9 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
+        # SQLite's own lower() folds ASCII only; PostgreSQL's folds all of Unicode. The same
+        # case-insensitive filter must match "Åland" on both.
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -61,6 +64,10 @@ def create_db_engine(url: str, settings: Settings | None = None) -> Engine:
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if isinstance(value, str) else value
 
 
 @lru_cache(maxsize=8)

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Table, func, select
+from sqlalchemy import ColumnElement, Connection, Table, func, or_, select
 from starlette.responses import Response
 
 from app.problems import InvalidInput
@@ -125,6 +125,14 @@ def order_by(
             clauses.append((column.desc() if descending else column.asc()).nulls_last())
     clauses.append(tie_break.asc())
     return clauses
+
+
+def contains_text(q: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of ``columns`` contains ``q``, ignoring case (Unicode-aware on both engines)."""
+    needle = q.strip().lower()
+    return or_(
+        *(func.lower(func.coalesce(c, "")).contains(needle, autoescape=True) for c in columns)
+    )
 
 
 def wants_csv(request: Request, params: PageParams) -> bool:

@@ -12,7 +12,7 @@ from starlette.responses import Response
 from app import models as m
 from app.countries import EngineDep
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.resources import Record, get_response, list_response
 
@@ -81,7 +81,7 @@ def list_sources(
     if publisher:
         where.append(func.lower(SOURCE.c.publisher) == publisher.lower())
     if q:
-        where.append(func.lower(SOURCE.c.title).contains(q.lower(), autoescape=True))
+        where.append(contains_text(q, SOURCE.c.title))
     return list_response(
         request, engine, page, "sources", where, SORT_FIELDS, "-published_at", present
     )

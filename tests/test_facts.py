@@ -837,3 +837,28 @@ def test_csv_neutralises_formulas(extra: TestClient) -> None:
         assert row["description"] == "'=1+1"
         for cell in row.values():
             assert not cell.startswith(("=", "+", "-", "@")), cell
+
+
+RUSSIAN_TITLE = "Договор о дружбе"  # noqa: RUF001 (Cyrillic on purpose)
+
+
+def test_text_filters_ignore_case_beyond_ascii(fresh_url: str) -> None:
+    """`q` folds case for every letter on SQLite too (its own lower() is ASCII-only)."""
+    engine = create_db_engine(fresh_url)
+    dataset.load(
+        engine,
+        dataset.parse_dataset(
+            {
+                "sources": [{"id": SRC, "title": "Test source"}],
+                "organizations": [{"id": "oes", "name": "Österreichische Union"}],
+                "people": [{"id": "emine", "name": "Émine Ğül"}],
+                "treaties": [treaty("dogovor", RUSSIAN_TITLE, "1995", "KZ", "RU")],
+            }
+        ),
+    )
+    engine.dispose()
+    with make_client(fresh_url) as client:
+        assert ids(client, "/v1/treaties", q="ДОГОВОР") == ["dogovor"]
+        assert ids(client, "/v1/organizations", q="ÖSTERREICH") == ["oes"]
+        assert ids(client, "/v1/people", q="émine ğ") == ["emine"]
+        assert ids(client, "/v1/treaties", q="договор x") == []

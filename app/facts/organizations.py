@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Citation
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.resources import CountryQuery, Record, TextQuery, get_response, list_response
@@ -91,13 +91,7 @@ def list_organizations(
 ) -> Response:
     where = [member(country)] if country else []
     if q:
-        needle = q.lower()
-        where.append(
-            func.lower(ORGANIZATION.c.name).contains(needle, autoescape=True)
-            | func.lower(func.coalesce(ORGANIZATION.c.acronym, "")).contains(
-                needle, autoescape=True
-            )
-        )
+        where.append(contains_text(q, ORGANIZATION.c.name, ORGANIZATION.c.acronym))
     return list_response(
         request, engine, page, "organizations", where, SORT_FIELDS, "name", present
     )

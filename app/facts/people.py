@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, func, select
+from sqlalchemy import ColumnElement, Connection, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.resources import CountryQuery, Record, get_response, list_response, names
 from app.values import PartialDate
@@ -83,7 +83,7 @@ def list_people(
             PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.organization_id == organization))
         )
     if q:
-        where.append(func.lower(PERSON.c.name).contains(q.lower(), autoescape=True))
+        where.append(contains_text(q, PERSON.c.name))
     return list_response(request, engine, page, "people", where, SORT_FIELDS, "name", present)
 
 

@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Request
 from pydantic import Field
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -83,11 +83,7 @@ def list_treaties(
     where = overlaps(TREATY.c.signed_start, TREATY.c.signed_end, signed_from, signed_to)
     where += [party(code) for code in (country, partner) if code]
     if q:
-        needle = q.lower()
-        where.append(
-            func.lower(TREATY.c.title).contains(needle, autoescape=True)
-            | func.lower(func.coalesce(TREATY.c.description, "")).contains(needle, autoescape=True)
-        )
+        where.append(contains_text(q, TREATY.c.title, TREATY.c.description))
     return list_response(request, engine, page, "treaties", where, SORT_FIELDS, "-signed", present)
 
 
