@@ -12,13 +12,14 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import date
 from typing import Annotated, Any
 
-from fastapi import Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
+from pydantic import BaseModel
 from sqlalchemy import Column, ColumnElement, Connection, Engine, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
 from app.pagination import DateSort, PageParams, json_response, order_by, page_response, select_page
-from app.problems import InvalidInput, NotFound
+from app.problems import InvalidInput, NotFound, problem_responses
 from app.readers import read_collection
 from app.records import ENTITY_TYPE, MAIN_TABLE
 from app.values import PartialDate
@@ -53,6 +54,32 @@ def get_response(engine: Engine, collection: str, id_: str, present: Present) ->
         if not records:
             raise NotFound(f"There is no {ENTITY_TYPE[collection]} with id {id_!r}.")
         return json_response(present(connection, records)[0])
+
+
+def add_get_route(
+    router: APIRouter,
+    collection: str,
+    operation_id: str,
+    summary: str,
+    response_model: type[BaseModel],
+    present: Present,
+) -> None:
+    """``GET {prefix}/{id}``: one entity of ``collection``, or a 404 problem."""
+
+    def handler(
+        engine: EngineDep,
+        id: Annotated[str, Path(max_length=120, description="The entity's id (a slug).")],
+    ) -> Response:
+        return get_response(engine, collection, id, present)
+
+    handler.__name__ = operation_id
+    router.get(
+        "/{id}",
+        operation_id=operation_id,
+        summary=summary,
+        response_model=response_model,
+        responses=problem_responses(404, 422),
+    )(handler)
 
 
 def overlaps(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, func, select
 from starlette.responses import Response
@@ -14,7 +14,7 @@ from app.countries import EngineDep
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
-from app.resources import Record, get_response, list_response
+from app.resources import Record, add_get_route, list_response
 
 SOURCE = table(m.Source)
 CITATION = table(m.Citation)
@@ -87,12 +87,11 @@ def list_sources(
     )
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_source",
-    summary="Get one source and the facts it supports",
-    response_model=SourcePublic,
-    responses=problem_responses(404, 422),
+add_get_route(
+    router,
+    "sources",
+    "get_source",
+    "Get one source and the facts it supports",
+    SourcePublic,
+    present,
 )
-def get_source(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "sources", id, present)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, select
 from starlette.responses import Response
@@ -16,7 +16,13 @@ from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
-from app.resources import CountryQuery, Record, TextQuery, get_response, list_response
+from app.resources import (
+    CountryQuery,
+    Record,
+    TextQuery,
+    add_get_route,
+    list_response,
+)
 from app.values import PartialDate
 
 ORGANIZATION = table(m.Organization)
@@ -97,12 +103,6 @@ def list_organizations(
     )
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_organization",
-    summary="Get one organization",
-    response_model=OrganizationPublic,
-    responses=problem_responses(404, 422),
+add_get_route(
+    router, "organizations", "get_organization", "Get one organization", OrganizationPublic, present
 )
-def get_organization(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "organizations", id, present)

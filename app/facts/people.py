@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import ColumnElement, Connection, select
 from starlette.responses import Response
@@ -15,7 +15,7 @@ from app.facts.schemas import Fact, Ref
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
-from app.resources import CountryQuery, Record, get_response, list_response, names
+from app.resources import CountryQuery, Record, add_get_route, list_response, names
 from app.values import PartialDate
 
 PERSON = table(m.Person)
@@ -87,12 +87,4 @@ def list_people(
     return list_response(request, engine, page, "people", where, SORT_FIELDS, "name", present)
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_person",
-    summary="Get one person",
-    response_model=PersonPublic,
-    responses=problem_responses(404, 422),
-)
-def get_person(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "people", id, present)
+add_get_route(router, "people", "get_person", "Get one person", PersonPublic, present)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import Field
 from sqlalchemy import Connection, select
 from starlette.responses import Response
@@ -16,7 +16,7 @@ from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
-from app.resources import CountryQuery, Record, get_response, list_response
+from app.resources import CountryQuery, Record, add_get_route, list_response
 from app.values import PartialDate
 
 ROUTE = table(m.TransportRoute)
@@ -88,12 +88,4 @@ def list_routes(
     return list_response(request, engine, page, "routes", where, SORT_FIELDS, "name", present)
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_route",
-    summary="Get one transport route",
-    response_model=RoutePublic,
-    responses=problem_responses(404, 422),
-)
-def get_route(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "routes", id, present)
+add_get_route(router, "routes", "get_route", "Get one transport route", RoutePublic, present)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import Field
 from sqlalchemy import Connection, and_, or_
 from starlette.responses import Response
@@ -15,7 +15,13 @@ from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
-from app.resources import CountryQuery, PartnerQuery, Record, get_response, list_response
+from app.resources import (
+    CountryQuery,
+    PartnerQuery,
+    Record,
+    add_get_route,
+    list_response,
+)
 
 TRADE = table(m.TradeFigure)
 
@@ -86,12 +92,4 @@ def list_trade(
     return list_response(request, engine, page, "trade", where, SORT_FIELDS, "-year", present)
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_trade_figure",
-    summary="Get one trade figure",
-    response_model=TradePublic,
-    responses=problem_responses(404, 422),
-)
-def get_trade_figure(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "trade", id, present)
+add_get_route(router, "trade", "get_trade_figure", "Get one trade figure", TradePublic, present)

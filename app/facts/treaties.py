@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Request
+from fastapi import APIRouter, Request
 from pydantic import Field
 from sqlalchemy import Connection, select
 from starlette.responses import Response
@@ -20,8 +20,8 @@ from app.resources import (
     PartnerQuery,
     Record,
     TextQuery,
+    add_get_route,
     date_query,
-    get_response,
     list_response,
     overlaps,
 )
@@ -87,12 +87,4 @@ def list_treaties(
     return list_response(request, engine, page, "treaties", where, SORT_FIELDS, "-signed", present)
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_treaty",
-    summary="Get one treaty",
-    response_model=TreatyPublic,
-    responses=problem_responses(404, 422),
-)
-def get_treaty(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "treaties", id, present)
+add_get_route(router, "treaties", "get_treaty", "Get one treaty", TreatyPublic, present)

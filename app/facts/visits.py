@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import Connection, and_, or_, select
 from starlette.responses import Response
@@ -21,8 +21,8 @@ from app.resources import (
     HostQuery,
     PartnerQuery,
     Record,
+    add_get_route,
     date_query,
-    get_response,
     list_response,
     names,
     overlaps,
@@ -118,12 +118,4 @@ def list_visits(
     return list_response(request, engine, page, "visits", where, SORT_FIELDS, "-date", present)
 
 
-@router.get(
-    "/{id}",
-    operation_id="get_visit",
-    summary="Get one visit",
-    response_model=VisitPublic,
-    responses=problem_responses(404, 422),
-)
-def get_visit(engine: EngineDep, id: Annotated[str, Path(max_length=120)]) -> Response:
-    return get_response(engine, "visits", id, present)
+add_get_route(router, "visits", "get_visit", "Get one visit", VisitPublic, present)
