@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, select
 from starlette.responses import Response
 
 from app import models as m
@@ -30,6 +30,7 @@ from app.pagination import (
     CSV_RESPONSE,
     Page,
     PageParams,
+    either_way,
     json_response,
     page_response,
     sorted_page,
@@ -149,23 +150,13 @@ def build_dossier(connection: Connection, a: str, b: str) -> Record:
     visit_ids = _ids(
         connection,
         select(VISIT.c.id)
-        .where(
-            or_(
-                and_(VISIT.c.guest == x, VISIT.c.host == y),
-                and_(VISIT.c.guest == y, VISIT.c.host == x),
-            )
-        )
+        .where(either_way(VISIT.c.guest, VISIT.c.host, x, y))
         .order_by(VISIT.c.date_start, VISIT.c.id),
     )
     trade_ids = _ids(
         connection,
         select(TRADE.c.id)
-        .where(
-            or_(
-                and_(TRADE.c.reporter == x, TRADE.c.partner == y),
-                and_(TRADE.c.reporter == y, TRADE.c.partner == x),
-            )
-        )
+        .where(either_way(TRADE.c.reporter, TRADE.c.partner, x, y))
         .order_by(TRADE.c.year, TRADE.c.flow, TRADE.c.id),
     )
     figure_ids = _ids(

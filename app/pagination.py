@@ -21,7 +21,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, g
 import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Table, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
 from starlette.responses import Response
 
 from app.problems import InvalidInput
@@ -125,6 +125,11 @@ def order_by(
             clauses.append((column.desc() if descending else column.asc()).nulls_last())
     clauses.append(tie_break.asc())
     return clauses
+
+
+def either_way(first: Any, second: Any, x: str, y: str) -> ColumnElement[bool]:
+    """The pair ``(x, y)`` in two columns, whichever way round it is stored."""
+    return or_(and_(first == x, second == y), and_(first == y, second == x))
 
 
 def contains_text(q: str, *columns: Any) -> ColumnElement[bool]:

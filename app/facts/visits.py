@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, or_, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, either_way, sorted_page
 from app.problems import problem_responses
 from app.resources import (
     CountryQuery,
@@ -101,12 +101,7 @@ def list_visits(
         if code:
             where.append(or_(VISIT.c.guest == code, VISIT.c.host == code))
     if country and partner:
-        where.append(
-            or_(
-                and_(VISIT.c.guest == country, VISIT.c.host == partner),
-                and_(VISIT.c.guest == partner, VISIT.c.host == country),
-            )
-        )
+        where.append(either_way(VISIT.c.guest, VISIT.c.host, country, partner))
     if host:
         where.append(VISIT.c.host == host)
     if guest:
