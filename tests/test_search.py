@@ -476,3 +476,13 @@ def test_snippets_escape_html(fresh_url: str, engine: Engine) -> None:
     assert "\x02" not in hit["snippet"] and "\x03" not in hit["snippet"]
     without_marks = hit["snippet"].replace("<mark>", "").replace("</mark>", "")
     assert "<" not in without_marks
+
+
+def test_search_types_are_the_dataset_entity_types() -> None:
+    """The `type` filter's documented choices are exactly the kinds the index holds."""
+    from typing import get_args
+
+    from app.records import ENTITY_TYPE
+    from app.search import EntityType
+
+    assert set(get_args(EntityType)) == set(ENTITY_TYPE.values())
