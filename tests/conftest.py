@@ -119,12 +119,19 @@ def fresh_url(
         postgres.drop(url)
 
 
+def load_into(url: str, data: dict[str, Any] | Path) -> dataset.LoadReport:
+    """Load a dataset (a dict in the seed format, or a file) into the database at ``url``."""
+    engine = create_db_engine(url)
+    try:
+        return dataset.load(engine, data)
+    finally:
+        engine.dispose()
+
+
 @pytest.fixture
 def seeded_url(fresh_url: str) -> str:
     """A migrated database of the test's own, holding the seed."""
-    engine = create_db_engine(fresh_url)
-    dataset.load(engine, dataset.read_file(SEED))
-    engine.dispose()
+    load_into(fresh_url, SEED)
     return fresh_url
 
 
@@ -137,9 +144,7 @@ def shared_seeded_url(
 ) -> str:
     """A seeded database that read-only tests share: never write to it."""
     url = copy_database(template_url, engine_kind, postgres, tmp_path_factory.mktemp("seeded"))
-    engine = create_db_engine(url)
-    dataset.load(engine, dataset.read_file(SEED))
-    engine.dispose()
+    load_into(url, SEED)
     return url
 
 

@@ -8,11 +8,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import make_client, problem
+from conftest import load_into, make_client, problem
 from fastapi.testclient import TestClient
-
-from app import dataset
-from app.db import create_db_engine
 
 KZ_FORMS = ["KZ", "kz", "Kz", "KAZ", "kaz", "kAz", "398"]
 AZ_FORMS = ["AZ", "az", "AZE", "aze", "031"]
@@ -323,9 +320,7 @@ PARTNERS = {
 
 @pytest.fixture
 def partners_client(fresh_url: str) -> Iterator[TestClient]:
-    engine = create_db_engine(fresh_url)
-    dataset.load(engine, dataset.parse_dataset(PARTNERS))
-    engine.dispose()
+    load_into(fresh_url, PARTNERS)
     with make_client(fresh_url) as test_client:
         yield test_client
 

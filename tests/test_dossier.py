@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SEED, make_client, ok, problem
+from conftest import SEED, load_into, make_client, ok, problem
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
@@ -284,12 +284,6 @@ def many_facts(n: int = 30) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def load(url: str, data: dict[str, Any]) -> None:
-    engine = create_db_engine(url)
-    dataset.load(engine, dataset.parse_dataset(data))
-    engine.dispose()
-
-
 class StatementCounter:
     def __init__(self, engine: Engine) -> None:
         self.statements: list[str] = []
@@ -348,14 +342,14 @@ def test_dossier_sql_over_http_does_not_grow_with_the_facts(seeded_url: str) -> 
             return len(counter.statements), dossier
 
         before, small = count()
-        load(seeded_url, many_facts())
+        load_into(seeded_url, many_facts())
         after, large = count()
     assert len(large["treaties"]) == len(small["treaties"]) + 30
     assert before == after
 
 
 def test_many_facts_dossier(seeded_url: str) -> None:
-    load(seeded_url, many_facts())
+    load_into(seeded_url, many_facts())
     with make_client(seeded_url) as client:
         dossier = ok(client.get("/v1/relations/AZ/KZ"))
         assert without_countries(dossier) == without_countries(
@@ -480,7 +474,7 @@ MIXED_TIMELINE = [
 
 @pytest.fixture
 def mixed(fresh_url: str) -> Iterator[TestClient]:
-    load(fresh_url, MIXED)
+    load_into(fresh_url, MIXED)
     with make_client(fresh_url) as test_client:
         yield test_client
 

@@ -14,11 +14,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import SEED, make_client, ok, problem
+from conftest import SEED, load_into, make_client, ok, problem
 from fastapi.testclient import TestClient
-
-from app import dataset
-from app.db import create_db_engine
 
 SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
 SOURCE_ID = "azernews-2022-08-24-tokayev-baku"
@@ -509,9 +506,7 @@ KZ_AZ_TREATIES = {"country": "KZ", "partner": "AZ"}
 
 @pytest.fixture
 def extra(fresh_url: str) -> Iterator[TestClient]:
-    engine = create_db_engine(fresh_url)
-    dataset.load(engine, dataset.parse_dataset(EXTRA))
-    engine.dispose()
+    load_into(fresh_url, EXTRA)
     with make_client(fresh_url) as test_client:
         yield test_client
 
@@ -844,19 +839,15 @@ RUSSIAN_TITLE = "Договор о дружбе"  # noqa: RUF001 (Cyrillic on pu
 
 def test_text_filters_ignore_case_beyond_ascii(fresh_url: str) -> None:
     """`q` folds case for every letter on SQLite too (its own lower() is ASCII-only)."""
-    engine = create_db_engine(fresh_url)
-    dataset.load(
-        engine,
-        dataset.parse_dataset(
-            {
-                "sources": [{"id": SRC, "title": "Test source"}],
-                "organizations": [{"id": "oes", "name": "Österreichische Union"}],
-                "people": [{"id": "emine", "name": "Émine Ğül"}],
-                "treaties": [treaty("dogovor", RUSSIAN_TITLE, "1995", "KZ", "RU")],
-            }
-        ),
+    load_into(
+        fresh_url,
+        {
+            "sources": [{"id": SRC, "title": "Test source"}],
+            "organizations": [{"id": "oes", "name": "Österreichische Union"}],
+            "people": [{"id": "emine", "name": "Émine Ğül"}],
+            "treaties": [treaty("dogovor", RUSSIAN_TITLE, "1995", "KZ", "RU")],
+        },
     )
-    engine.dispose()
     with make_client(fresh_url) as client:
         assert ids(client, "/v1/treaties", q="ДОГОВОР") == ["dogovor"]
         assert ids(client, "/v1/organizations", q="ÖSTERREICH") == ["oes"]
