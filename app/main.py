@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import changes, countries, docs, dossier, observability, search, sources
+from app import changes, countries, docs, dossier, observability, openapi, search, sources
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
 from app.facts import organizations, people, routes, trade, treaties, visits
@@ -81,5 +81,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         changes,
     ):
         app.include_router(module.router)  # each router carries its full "/v1/..." prefix
+    openapi.install_openapi(app)
     docs.install_docs(app)
     return app

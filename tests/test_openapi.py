@@ -11,6 +11,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 
 from app.main import create_app
+from app.openapi import generate_examples, load_examples, without_volatile
 from app.settings import Settings
 
 METHODS = {"get", "post", "put", "patch", "delete"}
@@ -95,3 +96,25 @@ def test_api_conforms_to_its_schema(shared_seeded_url: str) -> None:
         except Exception as exc:  # collect every operation's failure, then report them all
             failures.append(f"{operation.label}: {exc}")
     assert not failures, "\n\n".join(failures)
+
+
+def test_every_schema_has_an_example(openapi: dict[str, Any]) -> None:
+    missing = [
+        name for name, s in openapi["components"]["schemas"].items() if not s.get("examples")
+    ]
+    assert not missing, f"schemas without an example: {missing}"
+    for path, method, op in operations(openapi):
+        content = op["responses"]["200"].get("content", {})
+        if "application/json" in content:
+            assert "example" in content["application/json"], f"{method.upper()} {path}"
+
+
+def test_examples_are_the_answers_over_the_seed(client: TestClient) -> None:
+    """app/openapi_examples.json is current: regenerate it with scripts/openapi_examples.py."""
+    live = generate_examples(lambda path: client.get(path).json())
+    stored = load_examples()
+    assert set(live) == set(stored)
+    for operation, answer in live.items():
+        assert without_volatile(answer) == without_volatile(stored[operation]), (
+            f"the example of {operation} is stale: run .venv/bin/python scripts/openapi_examples.py"
+        )

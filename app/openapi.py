@@ -1,0 +1,134 @@
+"""The OpenAPI document, with an example taken from the seed for every answer and schema.
+
+``openapi_examples.json`` holds the real answers of the API over ``data/seed.json`` (one
+request per operation, listed in ``EXAMPLE_REQUESTS``); ``scripts/openapi_examples.py``
+regenerates it and a test checks that it is current. When the document is built, each
+example is put on its operation's 200 answer and walked into the component schemas it
+instantiates, so that nested schemas (a country, a citation) get an example too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import orjson
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
+TREATY = "kz-az-strategic-partnership-2005"
+
+# operationId -> the request whose answer over the seed is that operation's example.
+EXAMPLE_REQUESTS: dict[str, str] = {
+    "get_health": "/healthz",
+    "get_readiness": "/readyz",
+    "list_countries": "/v1/countries?q=kaz",
+    "get_country": "/v1/countries/KZ?lang=de",
+    "list_country_partners": "/v1/countries/KZ/partners",
+    "get_relation_dossier": "/v1/relations/KZ/AZ",
+    "get_relation_timeline": "/v1/relations/KZ/AZ/timeline?limit=3",
+    "list_treaties": "/v1/treaties?country=KZ&partner=AZ",
+    "get_treaty": f"/v1/treaties/{TREATY}",
+    "list_visits": "/v1/visits?country=KZ&partner=AZ",
+    "get_visit": "/v1/visits/kz-az-2022-08-24-tokayev-baku",
+    "list_trade": "/v1/trade?country=AZ&partner=KZ",
+    "get_trade_figure": "/v1/trade/az-kz-2021-turnover-azernews",
+    "list_routes": "/v1/routes?country=KZ",
+    "get_route": "/v1/routes/titr",
+    "list_organizations": "/v1/organizations?country=KZ&limit=1",
+    "get_organization": "/v1/organizations/un",
+    "list_people": "/v1/people?country=AZ&limit=1",
+    "get_person": "/v1/people/yevgeny-bolgert",
+    "list_sources": "/v1/sources",
+    "get_source": "/v1/sources/azernews-2022-08-24-tokayev-baku",
+    "search": "/v1/search?q=Tokayev&limit=2",
+    "list_changes": "/v1/changes?limit=2",
+    "export_dataset": "/v1/export",
+}
+PROBLEM_REQUEST = "/v1/treaties?sort=bogus"
+# Values that depend on when, or on which engine, the example was made, not on the seed.
+VOLATILE_KEYS = frozenset({"at", "migration", "score", "snippet"})
+
+
+def generate_examples(get: Callable[[str], Any]) -> dict[str, Any]:
+    """``{operationId: answer}`` for every example request; ``get`` returns parsed JSON."""
+    examples = {op: get(path) for op, path in EXAMPLE_REQUESTS.items()}
+    examples["problem"] = get(PROBLEM_REQUEST)
+    return examples
+
+
+def without_volatile(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: None if k in VOLATILE_KEYS else without_volatile(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [without_volatile(v) for v in value]
+    return value
+
+
+def load_examples() -> dict[str, Any]:
+    if not EXAMPLES_FILE.exists():
+        return {}
+    return orjson.loads(EXAMPLES_FILE.read_bytes())  # type: ignore[no-any-return]
+
+
+def _component(spec: Mapping[str, Any], schema: Mapping[str, Any]) -> dict[str, Any] | None:
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        found: dict[str, Any] = spec["components"]["schemas"][ref.rsplit("/", 1)[1]]
+        return found
+    return None
+
+
+def annotate(spec: Mapping[str, Any], schema: Mapping[str, Any], value: Any) -> None:
+    """Give the schema (and every component schema inside it) an example from ``value``."""
+    if value is None:
+        return
+    for option in schema.get("anyOf", []) + schema.get("oneOf", []) + schema.get("allOf", []):
+        annotate(spec, option, value)
+    component = _component(spec, schema)
+    if component is not None:
+        component.setdefault("examples", [value])
+        annotate(spec, component, value)
+        return
+    if isinstance(value, dict):
+        for name, prop in schema.get("properties", {}).items():
+            annotate(spec, prop, value.get(name))
+    elif isinstance(value, list) and value and isinstance(schema.get("items"), dict):
+        annotate(spec, schema["items"], value[0])
+
+
+def with_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> dict[str, Any]:
+    for item in spec["paths"].values():
+        for operation in item.values():
+            example = examples.get(operation.get("operationId"))
+            content = operation.get("responses", {}).get("200", {}).get("content", {})
+            json_content = content.get("application/json")
+            if example is None or json_content is None:
+                continue
+            json_content["example"] = example
+            annotate(spec, json_content.get("schema", {}), example)
+    problem = spec["components"]["schemas"].get("ProblemDetails")
+    if problem is not None and "problem" in examples:
+        annotate(spec, {"$ref": "#/components/schemas/ProblemDetails"}, examples["problem"])
+    return spec
+
+
+def install_openapi(app: FastAPI) -> None:
+    """Build the document once, with the seed's examples, on first request."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            spec = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+                servers=app.servers,
+            )
+            app.openapi_schema = with_examples(spec, load_examples())
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
