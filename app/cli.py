@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from app import dataset, migrate
+from app import api_keys, dataset, migrate
 from app.db import get_engine
 from app.settings import get_settings
 
@@ -21,6 +21,10 @@ app = typer.Typer(
 )
 db_app = typer.Typer(help="Create or update the database schema.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+keys_app = typer.Typer(
+    help="Make, list and revoke the API keys that writes need.", no_args_is_help=True
+)
+app.add_typer(keys_app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
@@ -155,3 +159,61 @@ def serve(
         server_header=False,
         log_level=get_settings().log_level,
     )
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="Who or what the key is for.")],
+    scope: Annotated[
+        str, typer.Option(help="write: create, update, delete. import: bulk imports.")
+    ] = "write",
+    expires: Annotated[
+        str | None, typer.Option(help="Lifetime such as 90d, 12h or 2w (default: none).")
+    ] = None,
+) -> None:
+    """Make a key and print it. It is shown this once: only its SHA-256 is stored."""
+    if scope not in ("write", "import"):
+        err.print(f"[red]Unknown scope {scope!r}.[/] Use write or import.")
+        raise typer.Exit(2)
+    try:
+        lifetime = api_keys.parse_duration(expires) if expires else None
+    except ValueError as exc:
+        err.print(f"[red]{exc}[/]")
+        raise typer.Exit(2) from None
+    _require_migrated()
+    secret, info = api_keys.create_key(get_engine(), name, scope, lifetime)  # type: ignore[arg-type]
+    err.print(
+        f"Key {info.id} ({info.name}, scope {info.scope}) made. Store it now; it is not "
+        "shown again:"
+    )
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list() -> None:
+    """List the keys (never their secrets)."""
+    _require_migrated()
+    table = Table("id", "name", "scope", "starts with", "created", "expires", "revoked")
+    for key in api_keys.list_keys(get_engine()):
+        table.add_row(
+            str(key.id),
+            key.name,
+            key.scope,
+            key.prefix + "…",
+            f"{key.created_at:%Y-%m-%d %H:%M}",
+            f"{key.expires_at:%Y-%m-%d %H:%M}" if key.expires_at else "never",
+            f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",
+        )
+    out.print(table)
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key_id: Annotated[int, typer.Argument(help="The key's id (see keys list).")],
+) -> None:
+    """Revoke a key: requests carrying it are refused from now on."""
+    _require_migrated()
+    if not api_keys.revoke_key(get_engine(), key_id):
+        err.print(f"[red]No active key with id {key_id}.[/]")
+        raise typer.Exit(1)
+    out.print(f"Key {key_id} revoked.")

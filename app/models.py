@@ -18,6 +18,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Index,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -387,6 +388,38 @@ class DatasetChange(SQLModel, table=True):
     action: str = Field(max_length=10)
     entity_type: str = Field(max_length=20)
     entity_id: str = Field(max_length=120)
+
+
+class ApiKey(SQLModel, table=True):
+    """A key for writes: only the SHA-256 of the secret is stored, never the secret."""
+
+    __tablename__ = "api_key"
+    __table_args__ = (CheckConstraint("scope IN ('write', 'import')", name="scope"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(max_length=100)
+    scope: str = Field(max_length=10)
+    digest: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16, description="The first characters, to tell keys apart.")
+    created_at: dt.datetime
+    expires_at: dt.datetime | None = None
+    revoked_at: dt.datetime | None = None
+
+
+class IdempotentResponse(SQLModel, table=True):
+    """The first answer to a POST sent with an ``Idempotency-Key``, replayed on retries."""
+
+    __tablename__ = "idempotent_response"
+
+    api_key_id: int = Field(
+        sa_column=Column(ForeignKey("api_key.id", ondelete="CASCADE"), primary_key=True)
+    )
+    key: str = Field(sa_column=Column(String(200), primary_key=True))
+    fingerprint: str = Field(max_length=64, description="SHA-256 of method, path and body.")
+    status: int
+    headers: str = Field(sa_type=Text, description="JSON object of the answer's headers.")
+    body: bytes = Field(sa_type=LargeBinary)
+    created_at: dt.datetime
 
 
 def table(model: type[SQLModel]) -> Table:
