@@ -12,6 +12,7 @@ from app import changes, countries, docs, dossier, observability, openapi, searc
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
 from app.facts import organizations, people, routes, trade, treaties, visits
+from app.limits import RateLimitMiddleware
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 
@@ -55,8 +56,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.migration_head = observability.migration_head(engine)
     app.state.metrics = observability.Metrics()
     install_problem_handlers(app)
-    # Added last runs first: metrics see every answer, CORS headers go on 304s too.
+    # Added last runs first: metrics see every answer; CORS headers go on 304s and 429s too.
     app.add_middleware(ETagMiddleware, max_age=settings.cache_max_age)
+    if settings.rate_limit_enabled:
+        app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

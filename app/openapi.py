@@ -17,6 +17,9 @@ import orjson
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.limits import UNLIMITED_PATHS
+from app.problems import problem_responses
+
 EXAMPLES_FILE = Path(__file__).with_name("openapi_examples.json")
 TREATY = "kz-az-strategic-partnership-2005"
 
@@ -115,6 +118,35 @@ def with_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> dict[str
     return spec
 
 
+def with_rate_limits(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every limited operation can answer 429, and every answer carries the budget headers."""
+    headers = {
+        name: {"description": description, "schema": {"type": "integer"}}
+        for name, description in (
+            ("RateLimit-Limit", "Requests allowed per window."),
+            ("RateLimit-Remaining", "Requests left in this window."),
+            ("RateLimit-Reset", "Seconds until the window resets."),
+        )
+    }
+    too_many = problem_responses(429)[429]
+    for path, item in spec["paths"].items():
+        if path in UNLIMITED_PATHS:
+            continue
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            responses.setdefault(
+                "429",
+                {
+                    "description": "Too Many Requests: wait `Retry-After` seconds.",
+                    "content": too_many["content"],
+                    "headers": {"Retry-After": {"schema": {"type": "integer"}}, **headers},
+                },
+            )
+            for response in responses.values():
+                response.setdefault("headers", {}).update(headers)
+    return spec
+
+
 def install_openapi(app: FastAPI) -> None:
     """Build the document once, with the seed's examples, on first request."""
 
@@ -128,7 +160,7 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
-            app.openapi_schema = with_examples(spec, load_examples())
+            app.openapi_schema = with_examples(with_rate_limits(spec), load_examples())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

@@ -18,6 +18,8 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
@@ -186,6 +188,20 @@ def install_problem_handlers(app: FastAPI) -> None:
             405: f"{request.method} is not allowed on {request.url.path}.",
         }.get(exc.status_code, str(exc.detail))
         return problem_response(exc.status_code, detail, headers=exc.headers)
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(SQLAlchemyTimeoutError)
+    async def _database_unavailable(request: Request, exc: Exception) -> Response:
+        # Database down, restarting, locked too long or its pool exhausted: all transient.
+        request_id = _request_id(request)
+        log.warning("database unavailable (request id %s): %s", request_id, type(exc).__name__)
+        return problem_response(
+            503,
+            "The database is busy or unreachable. Try again shortly.",
+            slug="unavailable",
+            headers={"Retry-After": "2"},
+            request_id=request_id,
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> Response:

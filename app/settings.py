@@ -31,6 +31,16 @@ class Settings(BaseSettings):
     pool_timeout: float = 2.0
     sqlite_busy_timeout_ms: int = 5_000
     log_level: str = "info"
+    redis_url: str | None = Field(
+        default=None, description="Redis shared by every worker for rate limits (redis://...)."
+    )
+    rate_limit_enabled: bool = Field(
+        default=True, description="Switch off only for benchmarks on loopback."
+    )
+    rate_limit_reads: int = Field(default=1200, ge=1, description="GETs per client per minute.")
+    rate_limit_writes: int = Field(
+        default=60, ge=1, description="Writes (POST, PATCH, DELETE) per client per minute."
+    )
 
 
 @lru_cache

@@ -149,6 +149,8 @@ def shared_seeded_url(
 
 
 def make_client(url: str, **overrides: object) -> TestClient:
+    """A client of the app over ``url``; rate limits are off unless a test asks for them."""
+    overrides.setdefault("rate_limit_enabled", False)
     settings = Settings(database_url=url, **overrides)  # type: ignore[arg-type]
     return TestClient(create_app(settings), raise_server_exceptions=False)
 

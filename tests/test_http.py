@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,28 @@ def test_not_ready_when_database_unreachable() -> None:
     url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
     with make_client(url) as client:
         assert_problem(client.get("/readyz"), 503)
+
+
+def test_unreachable_database_is_a_503_not_a_500() -> None:
+    url = "postgresql+psycopg://nobody@127.0.0.1:1/none?connect_timeout=1"
+    with make_client(url) as client:
+        response = client.get("/v1/treaties")
+        assert_problem(response, 503)
+        assert response.headers["retry-after"]
+        assert "127.0.0.1" not in response.text and "psycopg" not in response.text
+
+
+def test_exhausted_pool_answers_503_quickly(engine_kind: str, shared_seeded_url: str) -> None:
+    if engine_kind != "postgresql":
+        pytest.skip("SQLite has no bounded pool to exhaust")
+    with make_client(shared_seeded_url, pool_size=1, pool_timeout=0.2) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        client.get("/v1/countries/KZ")  # warm the country index
+        with engine.connect():  # the only connection of the pool is taken
+            started = time.perf_counter()
+            response = client.get("/v1/treaties")
+            elapsed = time.perf_counter() - started
+        assert_problem(response, 503)
+        assert response.headers["retry-after"]
+        assert elapsed < 2
+        assert client.get("/v1/treaties").status_code == 200  # and it recovers

@@ -1,0 +1,99 @@
+"""Rate limits: headers on every answer, 429 problems, writes stricter, Redis shared."""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+from conftest import make_client, problem
+from fastapi.testclient import TestClient
+
+from app import limits
+
+
+def limited(url: str, **overrides: object) -> TestClient:
+    return make_client(url, rate_limit_enabled=True, **overrides)
+
+
+def test_every_answer_says_the_budget(shared_seeded_url: str) -> None:
+    with limited(shared_seeded_url, rate_limit_reads=5) as client:
+        first = client.get("/v1/countries/KZ")
+        assert first.headers["ratelimit-limit"] == "5"
+        assert first.headers["ratelimit-remaining"] == "4"
+        assert 1 <= int(first.headers["ratelimit-reset"]) <= 60
+        assert client.get("/v1/nothing").headers["ratelimit-remaining"] == "3"  # 404s count
+
+
+def test_over_the_limit_is_a_429_problem(shared_seeded_url: str) -> None:
+    with limited(shared_seeded_url, rate_limit_reads=3) as client:
+        for _ in range(3):
+            assert client.get("/v1/countries/KZ").status_code == 200
+        response = client.get("/v1/countries/KZ")
+        body = problem(response, 429)
+        assert body["type"] == "/problems/rate-limited"
+        assert int(response.headers["retry-after"]) >= 1
+        assert response.headers["ratelimit-remaining"] == "0"
+        assert client.get("/healthz").status_code == 200  # operations are never limited
+
+
+def test_clients_are_counted_apart(shared_seeded_url: str) -> None:
+    with limited(shared_seeded_url, rate_limit_reads=1) as client:
+        assert client.get("/v1/countries/KZ").status_code == 200
+        assert client.get("/v1/countries/KZ").status_code == 429
+        other = {"Authorization": "Bearer dyad_" + "x" * 43}
+        assert client.get("/v1/countries/KZ", headers=other).status_code == 200
+
+
+def test_writes_have_their_own_stricter_budget(shared_seeded_url: str) -> None:
+    with limited(shared_seeded_url, rate_limit_reads=100, rate_limit_writes=2) as client:
+        for _ in range(2):
+            assert client.post("/v1/countries").status_code != 429
+        assert client.post("/v1/countries").status_code == 429
+        assert client.get("/v1/countries/KZ").status_code == 200
+
+
+def test_cors_headers_on_429(shared_seeded_url: str) -> None:
+    with limited(shared_seeded_url, rate_limit_reads=1) as client:
+        client.get("/v1/countries/KZ")
+        response = client.get("/v1/countries/KZ", headers={"Origin": "https://example.org"})
+        assert response.status_code == 429
+        assert response.headers["access-control-allow-origin"] == "*"
+
+
+def test_off_only_when_configured(shared_seeded_url: str) -> None:
+    with make_client(shared_seeded_url, rate_limit_reads=1) as client:  # switched off
+        assert client.get("/v1/countries/KZ").status_code == 200
+        assert client.get("/v1/countries/KZ").status_code == 200
+        assert "ratelimit-limit" not in client.get("/v1/countries/KZ").headers
+
+
+@pytest.fixture
+def redis_url() -> str:
+    url = os.environ.get("DYAD_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("Redis tests need DYAD_TEST_REDIS_URL (set by .ci/run)")
+    return url
+
+
+def test_two_app_instances_count_together_through_redis(
+    shared_seeded_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A prefix of this test's own, so that runs never share counts.
+    prefix = f"dyad-test:{uuid.uuid4().hex}:"
+    original = limits.RedisCounter.__init__
+
+    def with_prefix(self: limits.RedisCounter, url: str, prefix_: str = prefix) -> None:
+        original(self, url, prefix)
+
+    monkeypatch.setattr(limits.RedisCounter, "__init__", with_prefix)
+    with (
+        limited(shared_seeded_url, redis_url=redis_url, rate_limit_reads=4) as one,
+        limited(shared_seeded_url, redis_url=redis_url, rate_limit_reads=4) as two,
+    ):
+        assert one.get("/v1/countries/KZ").status_code == 200
+        assert two.get("/v1/countries/KZ").status_code == 200
+        assert one.get("/v1/countries/KZ").headers["ratelimit-remaining"] == "1"
+        assert two.get("/v1/countries/KZ").status_code == 200
+        assert one.get("/v1/countries/KZ").status_code == 429
+        assert two.get("/v1/countries/KZ").status_code == 429
