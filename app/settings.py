@@ -23,7 +23,6 @@ class Settings(BaseSettings):
     )
     seed_file: Path = DEFAULT_SEED
     cache_max_age: int = Field(default=60, ge=0, description="Cache-Control max-age of GETs.")
-    max_page_size: int = 500
     max_body_bytes: int = 1_000_000
     max_import_bytes: int = 200_000_000
     cors_origins: list[str] = ["*"]
