@@ -7,6 +7,7 @@ write lock up front instead of failing with "database is locked" when it upgrade
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
@@ -85,3 +86,25 @@ def write_transaction(engine: Engine) -> Iterator[Connection]:
     """A transaction that commits when the block ends and rolls back if it raises."""
     with engine.connect().execution_options(**_WRITE) as connection, connection.begin():
         yield connection
+
+
+def backup_sqlite(engine: Engine, target: Path) -> None:
+    """A consistent copy of a live SQLite database through SQLite's online backup API.
+
+    Copying the file instead could catch a write half done (and miss what sits in the WAL);
+    the backup API copies a snapshot page by page while writers go on.
+    """
+    if not is_sqlite(engine):
+        raise ValueError("dyad backup copies SQLite databases; use pg_dump for PostgreSQL")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    raw = engine.raw_connection()
+    try:
+        destination = sqlite3.connect(target)
+        try:
+            # One step: the whole snapshot is read in one read transaction, which in WAL mode
+            # never blocks writers and is never restarted by them.
+            raw.driver_connection.backup(destination, pages=-1)  # type: ignore[union-attr]
+        finally:
+            destination.close()
+    finally:
+        raw.close()
