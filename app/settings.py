@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     pool_timeout: float = 2.0
     sqlite_busy_timeout_ms: int = 5_000
     log_level: str = "info"
+    cache_enabled: bool = Field(
+        default=True, description="Answer repeated GETs from memory until the data changes."
+    )
+    cache_max_entries: int = Field(default=10_000, ge=1)
     redis_url: str | None = Field(
         default=None, description="Redis shared by every worker for rate limits (redis://...)."
     )

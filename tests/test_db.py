@@ -22,11 +22,18 @@ from app import dataset, migrate
 from app.db import backup_sqlite, create_db_engine, write_transaction
 
 WRITERS = 4
-ROUNDS = 40
+ROUNDS = 10
 
 
-def writer(url: str, immediate: bool, rounds: int, errors: multiprocessing.Queue) -> None:  # type: ignore[type-arg]
+def writer(
+    url: str,
+    immediate: bool,
+    rounds: int,
+    errors: multiprocessing.Queue,  # type: ignore[type-arg]
+    start: threading.Barrier,
+) -> None:
     engine = create_db_engine(url)
+    start.wait()  # all writers begin together, so that their transactions overlap
     failed = 0
     for _ in range(rounds):
         try:
@@ -35,7 +42,7 @@ def writer(url: str, immediate: bool, rounds: int, errors: multiprocessing.Queue
                 revision = connection.execute(
                     text("SELECT revision FROM dataset_state WHERE id = 1")
                 ).scalar_one()
-                time.sleep(0.002)  # the window in which another writer gets in
+                time.sleep(0.01)  # the window in which another writer gets in
                 connection.execute(
                     text("UPDATE dataset_state SET revision = :r WHERE id = 1"), {"r": revision + 1}
                 )
@@ -67,8 +74,9 @@ def sqlite_url(tmp_path: Path) -> str:
 def run_writers(url: str, immediate: bool) -> tuple[int, list[str], int]:
     context = multiprocessing.get_context("spawn")
     errors = context.Queue()
+    start = context.Barrier(WRITERS)
     processes = [
-        context.Process(target=writer, args=(url, immediate, ROUNDS, errors))
+        context.Process(target=writer, args=(url, immediate, ROUNDS, errors, start))
         for _ in range(WRITERS)
     ]
     for process in processes:

@@ -1,0 +1,252 @@
+"""A response cache in front of routing, exact because it is keyed by the dataset revision.
+
+Cacheable GETs (``/v1/...`` answering 200) are stored as bytes with their headers, keyed by
+method, path, query and the negotiated representation, and tagged with the revision they
+were made at. A request whose entry carries the current revision is answered from memory,
+``304`` included, without routing, validation or SQL.
+
+Knowing the current revision must itself be cheap and exact across processes:
+- SQLite: ``PRAGMA data_version`` on a connection of the cache's own changes whenever
+  another connection (in any process) commits; only then is the revision row read again.
+- PostgreSQL: a trigger (migration ``notify_revision``) sends ``NOTIFY dyad_revision`` when the revision
+  row changes; a listener thread keeps the revision current. Notifications arrive after
+  commit, typically well under a millisecond later; a worker also re-reads the row at least
+  every ``POSTGRES_RECHECK`` seconds in case its listener lost its connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import psycopg
+from sqlalchemy import Engine
+from sqlalchemy.engine import make_url
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.etags import matches
+
+CACHEABLE_PREFIX = "/v1/"
+MAX_BODY = 2_000_000
+POSTGRES_RECHECK = 1.0
+CHANNEL = "dyad_revision"
+REVISION_SQL = "SELECT coalesce(max(revision), 0) FROM dataset_state"
+
+
+class RevisionSource(Protocol):
+    def current(self) -> int: ...
+
+    def refresh(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class SQLiteRevision:
+    """The revision, re-read only when ``PRAGMA data_version`` says someone committed."""
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self.lock = threading.Lock()
+        self.version = -1
+        self.revision = 0
+        self.reads = 0  # how often the revision row was read: the hot path must not
+
+    def current(self) -> int:
+        with self.lock:
+            version = self.connection.execute("PRAGMA data_version").fetchone()[0]
+            if version != self.version:
+                self.version = version
+                self.revision = self.connection.execute(REVISION_SQL).fetchone()[0]
+                self.reads += 1
+            return int(self.revision)
+
+    def refresh(self) -> None:
+        """Nothing to do: ``data_version`` already sees every commit."""
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+class PostgresRevision:
+    """The revision, kept current by LISTEN/NOTIFY on a connection of its own."""
+
+    def __init__(self, conninfo: str) -> None:
+        self.conninfo = conninfo
+        self.revision = self._read()
+        self.checked = time.monotonic()
+        self.reads = 1
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._listen, name="dyad-revision", daemon=True)
+        self.thread.start()
+
+    def _read(self) -> int:
+        with psycopg.connect(self.conninfo, autocommit=True) as connection:
+            row = connection.execute(REVISION_SQL).fetchone()
+            return int(row[0]) if row else 0
+
+    def _listen(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                with psycopg.connect(self.conninfo, autocommit=True) as connection:
+                    connection.execute(f"LISTEN {CHANNEL}")
+                    self.revision = self._read()  # whatever changed while not listening
+                    while not self.stopped.is_set():
+                        for notice in connection.notifies(timeout=0.5):
+                            self.revision = max(self.revision, int(notice.payload or 0))
+            except psycopg.Error:
+                self.stopped.wait(0.5)  # the database restarts: listen again shortly
+
+    def current(self) -> int:
+        if time.monotonic() - self.checked > POSTGRES_RECHECK:
+            self.refresh()
+        return self.revision
+
+    def refresh(self) -> None:
+        self.checked = time.monotonic()
+        try:
+            self.revision = max(self.revision, self._read())
+            self.reads += 1
+        except psycopg.Error:
+            pass
+
+    def close(self) -> None:
+        self.stopped.set()
+
+
+def revision_source(engine: Engine) -> RevisionSource:
+    url = make_url(engine.url)
+    if url.get_backend_name() == "sqlite":
+        return SQLiteRevision(url.database or ":memory:")
+    return PostgresRevision(url.set(drivername="postgresql").render_as_string(hide_password=False))
+
+
+@dataclass(frozen=True)
+class Entry:
+    revision: int
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    etag: str
+
+
+def _representation(scope: Scope) -> str:
+    headers = Headers(scope=scope)
+    return headers.get("accept", "") + "|" + headers.get("accept-language", "")
+
+
+class RevisionWatch:
+    """The current dataset revision for one app, started on first use, closed on shutdown."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.source: RevisionSource | None = None
+        self.dirty = False
+
+    def current(self) -> int | None:
+        try:
+            if self.source is None:
+                self.source = revision_source(self.engine)
+            elif self.dirty:
+                # A write answered by this process: know its revision now, not later.
+                self.source.refresh()
+            self.dirty = False
+            return self.source.current()
+        except Exception:  # no database yet, or not migrated: do not cache at all
+            self.source = None
+            return None
+
+    def close(self) -> None:
+        if self.source is not None:
+            self.source.close()
+            self.source = None
+
+
+class ResponseCache:
+    """An LRU of answers, each valid only at the revision it was made at."""
+
+    def __init__(self, app: ASGIApp, watch: RevisionWatch, max_entries: int = 10_000) -> None:
+        self.app = app
+        self.watch = watch
+        self.max_entries = max_entries
+        self.entries: OrderedDict[tuple[str, ...], Entry] = OrderedDict()
+        self.hits = 0
+        self.lock = threading.Lock()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in ("GET", "HEAD"):
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                self.watch.dirty = True
+            return
+        if not scope["path"].startswith(CACHEABLE_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        revision = self.watch.current()
+        if revision is None:
+            await self.app(scope, receive, send)
+            return
+        key = (
+            scope["method"],
+            scope["path"],
+            scope["query_string"].decode("latin-1"),
+            _representation(scope),
+        )
+        entry = self.entries.get(key)
+        if entry is not None and entry.revision == revision:
+            self.hits += 1
+            self.entries.move_to_end(key)
+            await self._answer(scope, entry, send)
+            return
+        await self.app(scope, receive, self._storing(scope, key, revision, send))
+
+    async def _answer(self, scope: Scope, entry: Entry, send: Send) -> None:
+        if matches(Headers(scope=scope).get("if-none-match"), entry.etag):
+            headers = [
+                (k, v) for k, v in entry.headers if k not in (b"content-length", b"content-type")
+            ]
+            await send({"type": "http.response.start", "status": 304, "headers": headers})
+            await send({"type": "http.response.body", "body": b""})
+            return
+        await send({"type": "http.response.start", "status": 200, "headers": entry.headers})
+        body = b"" if scope["method"] == "HEAD" else entry.body
+        await send({"type": "http.response.body", "body": body})
+
+    def _storing(self, scope: Scope, key: tuple[str, ...], revision: int, send: Send) -> Any:
+        start: Message | None = None
+        chunks: list[bytes] = []
+        size = 0
+
+        async def wrapped(message: Message) -> None:
+            nonlocal start, size
+            if message["type"] == "http.response.start":
+                start = message if message["status"] == 200 else None
+            elif start is not None and message["type"] == "http.response.body":
+                chunks.append(message.get("body", b""))
+                size += len(chunks[-1])
+                if size > MAX_BODY:
+                    start = None
+                elif not message.get("more_body", False):
+                    self._store(key, revision, start, b"".join(chunks))
+            await send(message)
+
+        return wrapped
+
+    def _store(self, key: tuple[str, ...], revision: int, start: Message, body: bytes) -> None:
+        headers = [(bytes(k), bytes(v)) for k, v in start["headers"]]
+        etag = dict(headers).get(b"etag", b"").decode()
+        if not etag or key[0] == "HEAD":
+            return
+        with self.lock:
+            self.entries[key] = Entry(revision, headers, body, etag)
+            self.entries.move_to_end(key)
+            while len(self.entries) > self.max_entries:
+                self.entries.popitem(last=False)
+
