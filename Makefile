@@ -38,6 +38,11 @@ lint: $(DEV_STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+## bench: the read benchmark (bench/run.py; BENCH_ARGS="--rows 1000000" for more data)
+bench: $(DEV_STAMP)
+	$(BIN)/pip install --quiet -r requirements-bench.lock
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
+
 ## lock: re-pin every dependency from pyproject.toml (needs the network)
 lock:
 	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
@@ -45,6 +50,9 @@ lock:
 	.lock-venv/bin/pip freeze --exclude dyad > requirements.lock
 	.lock-venv/bin/pip install --quiet ".[dev]"
 	.lock-venv/bin/pip freeze --exclude dyad > requirements-dev.lock
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install --quiet --upgrade pip && .lock-venv/bin/pip install --quiet ".[bench]"
+	.lock-venv/bin/pip freeze --exclude dyad > requirements-bench.lock
 	rm -rf .lock-venv
 
 clean:
