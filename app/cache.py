@@ -8,10 +8,11 @@ were made at. A request whose entry carries the current revision is answered fro
 Knowing the current revision must itself be cheap and exact across processes:
 - SQLite: ``PRAGMA data_version`` on a connection of the cache's own changes whenever
   another connection (in any process) commits; only then is the revision row read again.
-- PostgreSQL: a trigger (migration ``notify_revision``) sends ``NOTIFY dyad_revision`` when the revision
-  row changes; a listener thread keeps the revision current. Notifications arrive after
-  commit, typically well under a millisecond later; a worker also re-reads the row at least
-  every ``POSTGRES_RECHECK`` seconds in case its listener lost its connection.
+- PostgreSQL: a trigger (migration ``notify_revision``) sends ``NOTIFY dyad_revision``
+  when the revision row changes; a listener thread keeps the revision current.
+  Notifications arrive after commit, typically well under a millisecond later; a worker
+  also re-reads the row at least every ``POSTGRES_RECHECK`` seconds in case its listener
+  lost its connection.
 """
 
 from __future__ import annotations
@@ -249,4 +250,3 @@ class ResponseCache:
             self.entries.move_to_end(key)
             while len(self.entries) > self.max_entries:
                 self.entries.popitem(last=False)
-

@@ -62,6 +62,9 @@ class RedisCounter:
             count, _ = await pipe.execute()
         return int(count)
 
+    async def aclose(self) -> None:
+        await self.redis.aclose()
+
 
 def client_id(scope: Scope) -> str:
     for name, value in scope.get("headers", []):
@@ -71,14 +74,16 @@ def client_id(scope: Scope) -> str:
     return "ip:" + (client[0] if client else "unknown")
 
 
+def make_counter(settings: Settings) -> Counter:
+    return RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
+
+
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, counter: Counter | None = None) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, counter: Counter) -> None:
         self.app = app
         self.reads = settings.rate_limit_reads
         self.writes = settings.rate_limit_writes
-        self.counter: Counter = counter or (
-            RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
-        )
+        self.counter = counter
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:

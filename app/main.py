@@ -9,10 +9,11 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from app import changes, countries, docs, dossier, observability, openapi, search, sources
+from app.cache import ResponseCache, RevisionWatch
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
 from app.facts import organizations, people, routes, trade, treaties, visits
-from app.limits import RateLimitMiddleware
+from app.limits import RateLimitMiddleware, RedisCounter, make_counter
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 
@@ -37,10 +38,14 @@ EXPOSED_HEADERS = [
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
     engine = create_db_engine(settings.database_url, settings)
+    counter = make_counter(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         yield
+        app.state.revision.close()
+        if isinstance(counter, RedisCounter):
+            await counter.aclose()
         engine.dispose()
 
     app = FastAPI(
@@ -48,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="1.0.0",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # Prometheus metrics are ours (/metrics); FastAPI's OpenTelemetry probe would cost
+        # every request a lookup of providers that are not configured.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,
         redoc_url=None,
     )
@@ -55,11 +63,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.engine = engine
     app.state.migration_head = observability.migration_head(engine)
     app.state.metrics = observability.Metrics()
+    app.state.revision = RevisionWatch(engine)
     install_problem_handlers(app)
     # Added last runs first: metrics see every answer; CORS headers go on 304s and 429s too.
     app.add_middleware(ETagMiddleware, max_age=settings.cache_max_age)
+    if settings.cache_enabled:
+        app.add_middleware(
+            ResponseCache, watch=app.state.revision, max_entries=settings.cache_max_entries
+        )
     if settings.rate_limit_enabled:
-        app.add_middleware(RateLimitMiddleware, settings=settings)
+        app.add_middleware(RateLimitMiddleware, settings=settings, counter=counter)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,

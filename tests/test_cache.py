@@ -1,0 +1,103 @@
+"""The response cache: answers repeats without SQL, and is exact when the data changes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import SEED, make_client, ok
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, event
+
+
+class Statements:
+    """Counts the SQL statements an engine runs while it is open."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine, self.count = engine, 0
+        event.listen(engine, "before_cursor_execute", self.seen)
+
+    def seen(self, *args: Any) -> None:
+        self.count += 1
+
+    def close(self) -> None:
+        event.remove(self.engine, "before_cursor_execute", self.seen)
+
+
+def test_a_repeat_touches_no_database(seeded_url: str) -> None:
+    with make_client(seeded_url) as client:
+        app: Any = client.app
+        first = ok(client.get("/v1/relations/KZ/AZ"))
+        reads = app.state.revision.source.reads
+        statements = Statements(app.state.engine)
+        try:
+            for _ in range(5):
+                assert ok(client.get("/v1/relations/KZ/AZ")) == first
+        finally:
+            statements.close()
+        assert statements.count == 0  # no SQL through the app's engine
+        assert app.state.revision.source.reads == reads  # nor a read of the revision row
+
+
+def test_revalidation_and_representations(seeded_url: str) -> None:
+    with make_client(seeded_url) as client:
+        as_json = client.get("/v1/treaties")
+        as_csv = client.get("/v1/treaties", headers={"Accept": "text/csv"})
+        again_csv = client.get("/v1/treaties", headers={"Accept": "text/csv"})
+        assert as_csv.headers["content-type"].startswith("text/csv")
+        assert again_csv.content == as_csv.content
+        assert again_csv.headers["etag"] == as_csv.headers["etag"] != as_json.headers["etag"]
+        etag = as_json.headers["etag"]
+        cached_304 = client.get("/v1/treaties", headers={"If-None-Match": etag})
+        assert cached_304.status_code == 304 and cached_304.content == b""
+
+
+def test_a_write_in_another_process_is_seen_at_once(seeded_url: str, tmp_path: Path) -> None:
+    changed = tmp_path / "changed.json"
+    changed.write_text(
+        SEED.read_text().replace(
+            '"title": "Kazakh President Kassym-Jomart Tokayev arrived in Baku on an official '
+            'visit"',
+            '"title": "A corrected title"',
+        )
+    )
+    with make_client(seeded_url) as client:
+        path = "/v1/sources/azernews-2022-08-24-tokayev-baku"
+        before = ok(client.get(path))
+        assert ok(client.get(path)) == before  # now cached
+        env = {**os.environ, "DYAD_DATABASE_URL": seeded_url}
+        subprocess.run(
+            [sys.executable, "-c", "from app.cli import app; app()", "seed", str(changed)],
+            env=env,
+            check=True,
+            capture_output=True,
+        )
+        title = seen_title(client, path, patient=seeded_url.startswith("postgresql"))
+    assert title == "A corrected title"
+
+
+def seen_title(client: TestClient, path: str, patient: bool) -> str:
+    """SQLite: exact on the next request. PostgreSQL: the notification may take a moment."""
+    deadline = time.monotonic() + (1.0 if patient else 0.0)
+    while True:
+        title = str(ok(client.get(path))["title"])
+        if title == "A corrected title" or time.monotonic() >= deadline:
+            return title
+        time.sleep(0.01)
+
+
+def test_the_cache_can_be_switched_off(seeded_url: str) -> None:
+    with make_client(seeded_url, cache_enabled=False) as client:
+        app: Any = client.app
+        ok(client.get("/v1/relations/KZ/AZ"))
+        statements = Statements(app.state.engine)
+        try:
+            ok(client.get("/v1/relations/KZ/AZ"))
+        finally:
+            statements.close()
+        assert statements.count > 0
+        assert app.state.revision.source is None
