@@ -10,7 +10,7 @@ same file twice changes nothing.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,11 +53,16 @@ __all__ = [
     "delete_entity",
     "dumps",
     "export_dataset",
+    "export_form",
     "load",
     "parse_dataset",
     "pointer",
     "read_file",
+    "upsert_records",
 ]
+
+Change = tuple[str, str, str]  # (action, entity type, id), as the change feed records it
+LOAD_CHUNK = 5_000  # records written between two progress reports
 
 
 @dataclass
@@ -69,6 +74,7 @@ class LoadReport:
     revision: int = 0
     dry_run: bool = False
     by_collection: dict[str, dict[str, int]] = field(default_factory=dict)
+    skipped_by: dict[str, int] = field(default_factory=dict)
 
     def count(self, collection: str, outcome: str) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
@@ -76,6 +82,11 @@ class LoadReport:
             collection, {"created": 0, "updated": 0, "unchanged": 0}
         )
         counts[outcome] += 1
+
+    def skip(self, reason: str, count: int = 1) -> None:
+        """Input left out on purpose (an import's aggregate rows), counted by reason."""
+        self.skipped += count
+        self.skipped_by[reason] = self.skipped_by.get(reason, 0) + count
 
     @property
     def changed(self) -> bool:
@@ -97,28 +108,49 @@ class LoadReport:
 
 
 def bump_revision(
-    connection: Connection, changes: Iterable[tuple[str, str, str]], seed_digest: str | None = None
+    connection: Connection, changes: Iterable[Change], seed_digest: str | None = None
 ) -> int:
     """Advance the dataset revision by one and record ``(action, type, id)`` for each change."""
-    state = table(m.DatasetState)
     now = datetime.now(UTC)
-    current = connection.execute(select(state.c.revision).where(state.c.id == 1)).scalar()
-    values: dict[str, Any] = {"updated_at": now}
-    if seed_digest is not None:
-        values["seed_digest"] = seed_digest
-    if current is None:
-        revision = 1
-        connection.execute(insert(state).values(id=1, revision=revision, **values))
-    else:
-        revision = current + 1
-        connection.execute(update(state).where(state.c.id == 1).values(revision=revision, **values))
+    revision = lock_revision(connection) + 1
+    record_changes(connection, revision, changes, now)
+    set_revision(connection, revision, now, seed_digest)
+    return revision
+
+
+def lock_revision(connection: Connection) -> int:
+    """The current revision, locked until the transaction ends (on PostgreSQL; a SQLite write
+    transaction holds the whole database already), so that two writers cannot both make
+    the next one."""
+    state = table(m.DatasetState)
+    query = select(state.c.revision).where(state.c.id == 1).with_for_update()
+    return connection.execute(query).scalar() or 0
+
+
+def record_changes(
+    connection: Connection, revision: int, changes: Iterable[Change], at: datetime
+) -> None:
+    """Append changes to the feed under ``revision``: a large write records them as it goes,
+    batch by batch, instead of holding them all until it sets the revision."""
     rows = [
-        {"revision": revision, "at": now, "action": action, "entity_type": type_, "entity_id": id_}
+        {"revision": revision, "at": at, "action": action, "entity_type": type_, "entity_id": id_}
         for action, type_, id_ in changes
     ]
     if rows:
         connection.execute(insert(table(m.DatasetChange)), rows)
-    return revision
+
+
+def set_revision(
+    connection: Connection, revision: int, at: datetime, seed_digest: str | None = None
+) -> None:
+    """Make ``revision`` the dataset's current revision."""
+    state = table(m.DatasetState)
+    values: dict[str, Any] = {"revision": revision, "updated_at": at}
+    if seed_digest is not None:
+        values["seed_digest"] = seed_digest
+    done = connection.execute(update(state).where(state.c.id == 1).values(values)).rowcount
+    if not done:
+        connection.execute(insert(state).values(id=1, **values))
 
 
 def current_state(connection: Connection) -> tuple[int, str | None]:
@@ -140,12 +172,14 @@ def load(
     *,
     dry_run: bool = False,
     seed_digest: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> LoadReport:
     """Write a dataset as upserts in one transaction: all of it or none of it.
 
     ``data`` is a validated :class:`Dataset`, or a file or its content, then validated
     against the database in the same transaction, so that :class:`DatasetInvalid` lists
-    every problem at once (shapes, duplicates, references and conflicts).
+    every problem at once (shapes, duplicates, references and conflicts). ``progress`` is
+    told how many records are written so far, every few thousand.
     """
     report = LoadReport(dry_run=dry_run)
     try:
@@ -158,22 +192,16 @@ def load(
             else:
                 raw = _read(data) if isinstance(data, Path) else data
                 dataset = parse_dataset(raw, connection)
-            stored = _stored_records(connection, dataset)
-            changes: list[tuple[str, str, str]] = []
+            changes: list[Change] = []
+            done = 0
             for collection in COLLECTIONS:
-                for record in getattr(dataset, collection):
-                    before = stored.get((collection, record.id))
-                    if before == _public(collection, record):
-                        report.count(collection, "unchanged")
-                        continue
-                    if before is None:
-                        insert_rows(connection, entity_rows(collection, record))
-                        report.count(collection, "created")
-                        changes.append(("create", ENTITY_TYPE[collection], record.id))
-                    else:
-                        replace_entity(connection, collection, record)
-                        report.count(collection, "updated")
-                        changes.append(("update", ENTITY_TYPE[collection], record.id))
+                records = getattr(dataset, collection)
+                for start in range(0, len(records), LOAD_CHUNK):
+                    chunk = records[start : start + LOAD_CHUNK]
+                    changes += upsert_records(connection, collection, chunk, report)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done)
             search.reindex(connection, changes)
             if changes:
                 report.revision = bump_revision(connection, changes, seed_digest)
@@ -199,7 +227,7 @@ def _set_seed_digest(connection: Connection, seed_digest: str) -> None:
         connection.execute(insert(state).values(id=1, revision=0, seed_digest=seed_digest))
 
 
-def _public(collection: str, record: Any) -> dict[str, Any]:
+def export_form(collection: str, record: Any) -> dict[str, Any]:
     """A record as export writes it, so that a file record and a stored one compare equal."""
     return _normalize(collection, record.model_dump(mode="json"))
 
@@ -217,15 +245,34 @@ def _normalize(collection: str, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def _stored_records(connection: Connection, dataset: Dataset) -> dict[tuple[str, str], Any]:
-    """The stored versions of the records the dataset names, in export form."""
-    wanted = {c: [r.id for r in getattr(dataset, c)] for c in COLLECTIONS}
-    found: dict[tuple[str, str], Any] = {}
-    for collection, ids in wanted.items():
-        for start in range(0, len(ids), 500):
-            for record in read_collection(connection, collection, ids[start : start + 500]):
-                found[collection, record["id"]] = record
-    return found
+def upsert_records(
+    connection: Connection, collection: str, records: Sequence[Any], report: LoadReport
+) -> list[Change]:
+    """Write records of one collection as upserts, counting each outcome in ``report``:
+    new ones are inserted together (one executemany per table), changed ones replaced, and
+    those equal to what is stored left alone. Returns the changes made, for the feed."""
+    stored: dict[str, Any] = {}
+    ids = [record.id for record in records]
+    for start in range(0, len(ids), 500):
+        for found in read_collection(connection, collection, ids[start : start + 500]):
+            stored[found["id"]] = found
+    changes: list[Change] = []
+    new_rows = []
+    for record in records:
+        before = stored.get(record.id)
+        if before is None:
+            new_rows += entity_rows(collection, record)
+            report.count(collection, "created")
+            changes.append(("create", ENTITY_TYPE[collection], record.id))
+        elif before == export_form(collection, record):
+            report.count(collection, "unchanged")
+        else:
+            replace_entity(connection, collection, record)
+            report.count(collection, "updated")
+            changes.append(("update", ENTITY_TYPE[collection], record.id))
+    if new_rows:
+        insert_rows(connection, new_rows)
+    return changes
 
 
 def export_dataset(connection: Connection) -> dict[str, Any]:
