@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy import Engine, insert, select, update
 
 from app import models as m
@@ -36,10 +37,10 @@ class Unauthorized(Problem):
     status = 401
     slug = "unauthorized"
 
-    def __init__(self, detail: str) -> None:
-        super().__init__(
-            detail, headers={"WWW-Authenticate": 'Bearer realm="dyad", error="invalid_token"'}
-        )
+    def __init__(self, detail: str, *, error: str | None = "invalid_token") -> None:
+        # RFC 6750: a request that sent no credentials gets the challenge without an error.
+        challenge = 'Bearer realm="dyad"' + (f', error="{error}"' if error else "")
+        super().__init__(detail, headers={"WWW-Authenticate": challenge})
 
 
 class Forbidden(Problem):
@@ -143,7 +144,9 @@ def revoke_key(engine: Engine, key_id: int) -> bool:
 def authenticate(engine: Engine, authorization: str | None) -> KeyInfo:
     """The key an ``Authorization`` header carries, or a 401 problem saying what is wrong."""
     if not authorization:
-        raise Unauthorized("This operation needs an API key: send `Authorization: Bearer <key>`.")
+        raise Unauthorized(
+            "This operation needs an API key: send `Authorization: Bearer <key>`.", error=None
+        )
     scheme, _, key = authorization.partition(" ")
     key = key.strip()
     if scheme.lower() != "bearer" or not _KEY.match(key):
@@ -161,23 +164,44 @@ def authenticate(engine: Engine, authorization: str | None) -> KeyInfo:
     return info
 
 
-def require_scope(scope: Scope) -> Callable[[Request], KeyInfo]:
+# Declares the scheme in OpenAPI (and the Authorize button of /docs); the header itself is
+# checked by ScopeGuard, which says precisely what is wrong with it.
+BEARER = HTTPBearer(
+    scheme_name="ApiKey",
+    bearerFormat="dyad_<43 characters>",
+    description="A Dyad API key made with `dyad keys create`, sent as "
+    "`Authorization: Bearer dyad_…`. Never in the URL.",
+    auto_error=False,
+)
+
+
+class ScopeGuard:
     """A dependency that admits requests carrying a valid key with ``scope``."""
 
-    def dependency(request: Request) -> KeyInfo:
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+
+    def __call__(
+        self,
+        request: Request,
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> KeyInfo:
         if URL_KEY_PARAMS & set(request.query_params):
             raise Unauthorized(
                 "API keys are accepted only in the Authorization header, never in the URL."
             )
         key = authenticate(request.app.state.engine, request.headers.get("authorization"))
-        if key.scope != scope:
+        if key.scope != self.scope:
             raise Forbidden(
-                f"This key has the {key.scope!r} scope; this operation needs {scope!r}."
+                f"This key has the {key.scope!r} scope; this operation needs {self.scope!r}."
             )
         request.state.api_key = key
         return key
 
-    return dependency
+
+def require_scope(scope: Scope) -> Callable[..., KeyInfo]:
+    """A dependency that admits requests carrying a valid key with ``scope``."""
+    return ScopeGuard(scope)
 
 
 WriteKey = Annotated[KeyInfo, Depends(require_scope("write"))]

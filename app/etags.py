@@ -27,6 +27,13 @@ def matches(if_none_match: str | None, etag: str) -> bool:
     return "*" in candidates or etag in candidates
 
 
+def matches_strongly(if_match: str, etag: str) -> bool:
+    """RFC 9110 strong comparison, as ``If-Match`` asks: a weak tag (``W/``) never matches,
+    ``*`` matches any current representation."""
+    candidates = {tag.strip() for tag in if_match.split(",")}
+    return "*" in candidates or etag in candidates
+
+
 class ETagMiddleware:
     """Adds ``ETag`` and ``Cache-Control`` to 200 answers to GET, and turns matches into 304."""
 

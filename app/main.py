@@ -12,7 +12,17 @@ from app import changes, countries, docs, dossier, observability, openapi, searc
 from app.cache import ResponseCache, RevisionWatch
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
-from app.facts import organizations, people, routes, trade, treaties, visits
+from app.facts import (
+    figures,
+    memberships,
+    organizations,
+    people,
+    relations,
+    routes,
+    trade,
+    treaties,
+    visits,
+)
 from app.limits import RateLimitMiddleware, RedisCounter, make_counter
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
@@ -91,7 +101,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         trade,
         routes,
         organizations,
+        memberships,
         people,
+        relations,
+        figures,
         sources,
         search,
         changes,

@@ -46,11 +46,32 @@ EXAMPLE_REQUESTS: dict[str, str] = {
     "get_person": "/v1/people/yevgeny-bolgert",
     "list_sources": "/v1/sources",
     "get_source": "/v1/sources/azernews-2022-08-24-tokayev-baku",
+    "list_memberships": "/v1/memberships?country=KZ&limit=2",
+    "get_membership": "/v1/memberships/kz-un",
+    "list_figures": "/v1/figures?country=KZ&partner=AZ",
+    "get_figure": "/v1/figures/titr-throughput-2022",
+    "list_relations": "/v1/relations?country=KZ",
+    "get_relation": "/v1/relations/az-kz",
     "search": "/v1/search?q=Tokayev&limit=2",
     "list_changes": "/v1/changes?limit=2",
     "export_dataset": "/v1/export",
 }
 PROBLEM_REQUEST = "/v1/treaties?sort=bogus"
+# Writes are named ``create_<x>`` / ``update_<x>``: <x> -> the collection and id of the seed
+# record (from the export example) whose body is their request example; their answer's
+# example is that of ``get_<x>``.
+EXAMPLE_WRITES: dict[str, tuple[str, str]] = {
+    "treaty": ("treaties", TREATY),
+    "visit": ("visits", "kz-az-2022-08-24-tokayev-baku"),
+    "trade_figure": ("trade", "az-kz-2021-turnover-azernews"),
+    "route": ("routes", "titr"),
+    "organization": ("organizations", "un"),
+    "membership": ("memberships", "kz-un"),
+    "person": ("people", "yevgeny-bolgert"),
+    "source": ("sources", "azernews-2022-08-24-tokayev-baku"),
+    "figure": ("figures", "titr-throughput-2022"),
+    "relation": ("relations", "az-kz"),
+}
 # Values that depend on when, or on which engine, the example was made, not on the seed.
 VOLATILE_KEYS = frozenset({"at", "migration", "score", "snippet"})
 
@@ -112,10 +133,41 @@ def with_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> dict[str
                 continue
             json_content["example"] = example
             annotate(spec, json_content.get("schema", {}), example)
+    with_write_examples(spec, examples)
     problem = spec["components"]["schemas"].get("ProblemDetails")
     if problem is not None and "problem" in examples:
         annotate(spec, {"$ref": "#/components/schemas/ProblemDetails"}, examples["problem"])
     return spec
+
+
+def _seed_record(examples: Mapping[str, Any], collection: str, id_: str) -> Any:
+    records = examples.get("export_dataset", {}).get(collection, [])
+    return next((r for r in records if r.get("id") == id_), None)
+
+
+def with_write_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> None:
+    """Examples for writes: seed records as bodies and ids, answers like their GET's."""
+    for item in spec["paths"].values():
+        for operation in item.values():
+            verb, _, name = str(operation.get("operationId", "")).partition("_")
+            if verb not in ("create", "update", "delete") or name not in EXAMPLE_WRITES:
+                continue
+            for parameter in operation.get("parameters", []):
+                if parameter["in"] == "path" and parameter["name"] == "id":
+                    parameter["example"] = EXAMPLE_WRITES[name][1]
+            record = _seed_record(examples, *EXAMPLE_WRITES[name])
+            body = operation.get("requestBody", {}).get("content", {}).get("application/json")
+            if record is not None and body is not None:
+                if verb == "update":
+                    record = {k: v for k, v in record.items() if k != "id"}
+                body["example"] = record
+                annotate(spec, body.get("schema", {}), record)
+            answer = examples.get(f"get_{name}")
+            status = "201" if verb == "create" else "200"
+            content = operation.get("responses", {}).get(status, {}).get("content", {})
+            if answer is not None and "application/json" in content:
+                content["application/json"]["example"] = answer
+                annotate(spec, content["application/json"].get("schema", {}), answer)
 
 
 def with_rate_limits(spec: dict[str, Any]) -> dict[str, Any]:

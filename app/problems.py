@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -38,6 +38,17 @@ class ProblemError(BaseModel):
     message: str
 
 
+class EntityRef(BaseModel):
+    """An entity by kind and id, as the change feed and search name it."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"type": "trade", "id": "az-kz-2021-turnover-azernews"}]}
+    )
+
+    type: str
+    id: str
+
+
 class ProblemDetails(BaseModel):
     """An RFC 9457 problem document."""
 
@@ -48,6 +59,10 @@ class ProblemDetails(BaseModel):
     instance: str | None = None
     errors: list[ProblemError] | None = None
     request_id: str | None = None
+    referenced_by: list[EntityRef] | None = Field(
+        default=None,
+        description="On a 409 to a delete: the entities that still refer to the one to delete.",
+    )
 
 
 class Problem(Exception):
@@ -62,11 +77,13 @@ class Problem(Exception):
         *,
         errors: Sequence[Mapping[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.detail = detail
         self.errors = list(errors) if errors is not None else None
         self.headers = dict(headers or {})
+        self.extensions = dict(extensions or {})  # extra members of the problem document
 
     @property
     def title(self) -> str:
@@ -118,6 +135,7 @@ def problem_response(
     errors: Sequence[Mapping[str, str]] | None = None,
     headers: Mapping[str, str] | None = None,
     request_id: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> Response:
     body: dict[str, Any] = {
         "type": f"/problems/{slug}" if slug else "about:blank",
@@ -129,6 +147,8 @@ def problem_response(
         body["errors"] = list(errors)
     if request_id:
         body["request_id"] = request_id
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
     return Response(
         orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
     )
@@ -154,7 +174,8 @@ def _validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         loc = [str(p) for p in error.get("loc", ())]
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
         if loc and loc[0] == "body":
-            errors.append({"pointer": "/" + "/".join(loc[1:]), "message": message})
+            tokens = (t.replace("~", "~0").replace("/", "~1") for t in loc[1:])
+            errors.append({"pointer": "/" + "/".join(tokens), "message": message})
         else:
             errors.append({"param": loc[-1] if loc else "", "message": message})
     return errors
@@ -170,7 +191,12 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(request: Request, exc: Problem) -> Response:
         return problem_response(
-            exc.status, exc.detail, slug=exc.slug, errors=exc.errors, headers=exc.headers
+            exc.status,
+            exc.detail,
+            slug=exc.slug,
+            errors=exc.errors,
+            headers=exc.headers,
+            extensions=exc.extensions,
         )
 
     @app.exception_handler(RequestValidationError)

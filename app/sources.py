@@ -14,7 +14,9 @@ from app.countries import EngineDep
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
+from app.records import SourceRecord
 from app.resources import Record, add_get_route, list_response
+from app.writes import add_write_routes
 
 SOURCE = table(m.Source)
 CITATION = table(m.Citation)
@@ -95,3 +97,4 @@ add_get_route(
     SourcePublic,
     present,
 )
+add_write_routes(router, "sources", SourceRecord, SourcePublic, present, name="source")

@@ -16,6 +16,7 @@ from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
+from app.records import OrganizationRecord
 from app.resources import (
     CountryQuery,
     Record,
@@ -24,6 +25,7 @@ from app.resources import (
     list_response,
 )
 from app.values import PartialDate
+from app.writes import add_write_routes
 
 ORGANIZATION = table(m.Organization)
 MEMBERSHIP = table(m.Membership)
@@ -105,4 +107,7 @@ def list_organizations(
 
 add_get_route(
     router, "organizations", "get_organization", "Get one organization", OrganizationPublic, present
+)
+add_write_routes(
+    router, "organizations", OrganizationRecord, OrganizationPublic, present, name="organization"
 )

@@ -15,8 +15,10 @@ from app.facts.schemas import Fact, Ref
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
+from app.records import PersonRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response, names
 from app.values import PartialDate
+from app.writes import add_write_routes
 
 PERSON = table(m.Person)
 ROLE = table(m.Role)
@@ -88,3 +90,4 @@ def list_people(
 
 
 add_get_route(router, "people", "get_person", "Get one person", PersonPublic, present)
+add_write_routes(router, "people", PersonRecord, PersonPublic, present, name="person")

@@ -16,8 +16,10 @@ from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
+from app.records import RouteRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response
 from app.values import PartialDate
+from app.writes import add_write_routes
 
 ROUTE = table(m.TransportRoute)
 ROUTE_COUNTRY = table(m.RouteCountry)
@@ -89,3 +91,4 @@ def list_routes(
 
 
 add_get_route(router, "routes", "get_route", "Get one transport route", RoutePublic, present)
+add_write_routes(router, "routes", RouteRecord, RoutePublic, present, name="route")

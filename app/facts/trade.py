@@ -15,6 +15,7 @@ from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
 from app.problems import problem_responses
+from app.records import TradeRecord
 from app.resources import (
     CountryQuery,
     PartnerQuery,
@@ -22,6 +23,7 @@ from app.resources import (
     add_get_route,
     list_response,
 )
+from app.writes import add_write_routes
 
 TRADE = table(m.TradeFigure)
 
@@ -93,3 +95,16 @@ def list_trade(
 
 
 add_get_route(router, "trade", "get_trade_figure", "Get one trade figure", TradePublic, present)
+add_write_routes(
+    router,
+    "trade",
+    TradeRecord,
+    TradePublic,
+    present,
+    name="trade_figure",
+    notes="Sources that disagree are each stored as their own claim: a second source giving "
+    "another value for the same pair, flow and year is POSTed as another trade figure, with "
+    "an id of its own (e.g. `az-kz-2021-turnover-<source>`) and its own `sources`. Nothing "
+    "is overwritten: `/v1/trade` and the dossier list both figures, each with the source "
+    "that gives it. Sources that agree are cited together in one figure's `sources`.",
+)

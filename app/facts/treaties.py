@@ -15,6 +15,7 @@ from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
+from app.records import TreatyRecord
 from app.resources import (
     CountryQuery,
     PartnerQuery,
@@ -26,6 +27,7 @@ from app.resources import (
     overlaps,
 )
 from app.values import PartialDate
+from app.writes import add_write_routes
 
 TREATY = table(m.Treaty)
 PARTY = table(m.TreatyParty)
@@ -88,3 +90,4 @@ def list_treaties(
 
 
 add_get_route(router, "treaties", "get_treaty", "Get one treaty", TreatyPublic, present)
+add_write_routes(router, "treaties", TreatyRecord, TreatyPublic, present, name="treaty")

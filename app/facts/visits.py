@@ -15,6 +15,7 @@ from app.facts.schemas import Fact, Ref
 from app.models import table
 from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, either_way, sorted_page
 from app.problems import problem_responses
+from app.records import VisitRecord
 from app.resources import (
     CountryQuery,
     GuestQuery,
@@ -28,6 +29,7 @@ from app.resources import (
     overlaps,
 )
 from app.values import PartialDate
+from app.writes import add_write_routes
 
 VISIT = table(m.Visit)
 PARTICIPANT = table(m.VisitParticipant)
@@ -114,3 +116,4 @@ def list_visits(
 
 
 add_get_route(router, "visits", "get_visit", "Get one visit", VisitPublic, present)
+add_write_routes(router, "visits", VisitRecord, VisitPublic, present, name="visit")
