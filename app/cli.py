@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, cast
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
-from app import api_keys, dataset, migrate
+from app import api_keys, comtrade, dataset, imports, migrate
 from app.db import get_engine
 from app.settings import get_settings
 
@@ -136,6 +138,131 @@ def export(
     else:
         file.write_bytes(data)
         err.print(f"Exported to {file}.")
+
+
+class _RowsColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rows = int(task.fields.get("rows", 0))
+        elapsed = task.finished_time or task.elapsed  # the time the task took, once done
+        rate = rows / elapsed if elapsed else 0.0
+        return Text(f"{rows:,} rows, {rate:,.0f} rows/s", style="progress.data.speed")
+
+
+class _ImportProgress:
+    """A progress bar with rows/s, shown once the file proves longer than a few thousand
+    rows (a CSV is measured in bytes; the rows it holds are estimated as it is read)."""
+
+    THRESHOLD = 5_000
+    LABELS = {"check": "Checking", "write": "Writing"}
+
+    def __init__(self, console: Console, dry_run: bool) -> None:
+        self.console = console
+        self.dry_run = dry_run
+        self.bar: Progress | None = None
+        self.tasks: dict[str, Any] = {}
+
+    def __call__(self, phase: str, completed: int, total: int, rows: int) -> None:
+        if self.bar is None:
+            if not completed or total * rows / completed <= self.THRESHOLD:
+                return
+            self.bar = Progress(
+                TextColumn("{task.description}"),
+                BarColumn(bar_width=24),
+                TextColumn("{task.percentage:>3.0f}%"),
+                _RowsColumn(),
+                TimeRemainingColumn(),
+                console=self.console,
+            )
+            self.bar.start()
+        if phase not in self.tasks:
+            for task in self.tasks.values():
+                self.bar.stop_task(task)
+            label = self.LABELS.get(phase, phase)
+            if phase == "write" and self.dry_run:
+                label += " (dry run)"
+            self.tasks[phase] = self.bar.add_task(label, total=total, rows=0)
+        self.bar.update(self.tasks[phase], completed=completed, rows=rows)
+
+    def __enter__(self) -> _ImportProgress:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+@app.command("import")
+def import_(
+    file: Annotated[
+        Path, typer.Argument(help="A dataset in the format of data/seed.json, or a Comtrade CSV.")
+    ],
+    format_: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="seed: a dataset in the format of data/seed.json. comtrade: a UN Comtrade "
+            "CSV as its download tool writes it.",
+        ),
+    ] = "seed",
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Check and count as the import would; write nothing.")
+    ] = False,
+    source_id: Annotated[
+        str | None, typer.Option(help="comtrade: the id of the source the rows cite.")
+    ] = None,
+    source_title: Annotated[
+        str | None, typer.Option(help="comtrade: the title of the source, to create it.")
+    ] = None,
+    source_publisher: Annotated[str | None, typer.Option(help="comtrade: its publisher.")] = None,
+    source_url: Annotated[str | None, typer.Option(help="comtrade: its URL.")] = None,
+    source_published_at: Annotated[
+        str | None, typer.Option(help="comtrade: when it was published (ISO 8601).")
+    ] = None,
+) -> None:
+    """Import a dataset or a UN Comtrade CSV, all or nothing: one bad record and nothing is
+    written. Records equal to the stored ones are left alone."""
+    if format_ not in ("seed", "comtrade"):
+        err.print(f"[red]Unknown format {format_!r}.[/] Use seed or comtrade.")
+        raise typer.Exit(2)
+    _require_migrated()
+    source = imports.SourceSpec(
+        source_id, source_title, source_publisher, source_url, source_published_at
+    )
+    try:
+        with file.open("rb") as stream, _ImportProgress(err, dry_run) as progress:
+            report = imports.run_import(
+                get_engine(),
+                stream,
+                cast(imports.Format, format_),
+                source,
+                dry_run=dry_run,
+                progress=progress,
+            )
+    except OSError as exc:
+        _print_problems([dataset.Problem("", f"cannot read {file}: {exc.strerror}")])
+        err.print("[red]Nothing was written.[/]")
+        raise typer.Exit(1) from None
+    except imports.SourceInvalid as exc:
+        for option, message in exc.errors:
+            err.print(f"[red]--{option.replace('_', '-')}[/]: {message}")
+        err.print("[red]Nothing was written.[/]")
+        raise typer.Exit(2) from None
+    except dataset.DatasetInvalid as exc:
+        if format_ == "comtrade":
+            table = Table(
+                "where (line, column)", "problem", title=f"{len(exc.problems)} problem(s)"
+            )
+            for problem in exc.problems:
+                table.add_row(comtrade.where(problem), problem.message)
+            err.print(table)
+        else:
+            _print_problems(exc.problems)
+        err.print("[red]Nothing was written.[/]")
+        raise typer.Exit(1) from None
+    _print_report(report)
+    if report.skipped_by:
+        reasons = ", ".join(f"{count} {reason}" for reason, count in report.skipped_by.items())
+        out.print(f"Skipped {report.skipped} row(s): {reasons}.")
 
 
 @app.command()

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import changes, countries, docs, dossier, observability, openapi, search, sources
+from app import changes, countries, docs, dossier, imports, observability, openapi, search, sources
 from app.cache import ResponseCache, RevisionWatch
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
@@ -108,6 +108,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         sources,
         search,
         changes,
+        imports,
     ):
         app.include_router(module.router)  # each router carries its full "/v1/..." prefix
     openapi.install_openapi(app)
