@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test lint serve migrate seed bench lock clean
+.PHONY: run test browser lint audit serve migrate seed bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,15 +28,29 @@ run: $(STAMP)
 	$(BIN)/dyad seed --if-changed
 	$(BIN)/dyad serve --host $(HOST) --port $(PORT)
 
-## test: install the dev dependencies and run the whole suite
-test: $(DEV_STAMP)
+## test: install the dev dependencies (and Debian's chromium for the browser test) and run the whole suite
+test: $(DEV_STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
+
+## browser: Debian's chromium for the explorer's browser test, when missing and apt can install it
+## (without it, that test skips and says why)
+browser:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 \
+		&& (apt-get install -y -qq chromium >/dev/null 2>&1 \
+		    || (apt-get update -qq && apt-get install -y -qq chromium >/dev/null)) ; } \
+		|| echo "chromium not installed: the browser test will skip"
 
 ## lint: ruff (lint + format check) and mypy --strict on app/
 lint: $(DEV_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/bandit -q -r app -lll
+
+## audit: known vulnerabilities in the pinned dependencies (pip-audit asks PyPI's advisory service,
+## so it needs the public network)
+audit: $(DEV_STAMP)
+	$(BIN)/pip-audit --progress-spinner off -r requirements.lock
 
 ## bench: the read benchmark (bench/run.py; BENCH_ARGS="--rows 1000000" for more data)
 bench: $(DEV_STAMP)
