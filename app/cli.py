@@ -1,4 +1,4 @@
-"""The ``dyad`` command: serve, migrate, seed, check and export the dataset."""
+"""The ``dyad`` command: serve, migrate, seed, check, import, export and back up the dataset."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app import api_keys, comtrade, dataset, imports, migrate
-from app.db import get_engine
+from app.db import backup_sqlite, get_engine
 from app.settings import get_settings
 
 app = typer.Typer(
@@ -344,3 +344,23 @@ def keys_revoke(
         err.print(f"[red]No active key with id {key_id}.[/]")
         raise typer.Exit(1)
     out.print(f"Key {key_id} revoked.")
+
+
+@app.command()
+def backup(
+    file: Annotated[Path, typer.Argument(help="Where to write the copy (a new SQLite file).")],
+) -> None:
+    """Copy a live SQLite database consistently (SQLite's online backup API), while it serves.
+
+    PostgreSQL is backed up with its own tools: ``pg_dump`` (see the README).
+    """
+    _require_migrated()
+    if file.exists():
+        err.print(f"[red]{file} exists already;[/] choose a new file.")
+        raise typer.Exit(1)
+    try:
+        backup_sqlite(get_engine(), file)
+    except ValueError as exc:
+        err.print(f"[red]{exc}.[/]")
+        raise typer.Exit(2) from None
+    err.print(f"Backed up to {file}.")

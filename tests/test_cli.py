@@ -232,3 +232,17 @@ def test_seed_of_a_missing_file(fresh_db: str, tmp_path: Path) -> None:
     assert "cannot read" in result.output
     assert "Nothing was written." in result.output
     assert state(fresh_db)[1] == 0
+
+
+def test_backup_copies_the_live_database(fresh_db: str, tmp_path: Path) -> None:
+    assert dyad("seed", SEED).exit_code == 0
+    copy_file = tmp_path / "copy.db"
+    result = dyad("backup", copy_file)
+    if not fresh_db.startswith("sqlite"):
+        assert result.exit_code == 2 and "pg_dump" in result.output
+        assert not copy_file.exists()
+        return
+    assert result.exit_code == 0, result.output
+    assert state(f"sqlite:///{copy_file}") == state(fresh_db)  # data, revision and feed
+    again = dyad("backup", copy_file)
+    assert again.exit_code == 1 and "already" in again.output
