@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -153,6 +154,21 @@ def make_client(url: str, **overrides: object) -> TestClient:
     overrides.setdefault("rate_limit_enabled", False)
     settings = Settings(database_url=url, **overrides)  # type: ignore[arg-type]
     return TestClient(create_app(settings), raise_server_exceptions=False)
+
+
+def settle(client: TestClient, timeout: float = 5.0) -> None:
+    """Wait until the app's response cache knows the database's current revision.
+
+    A write the app did not answer (another engine, another process) reaches a PostgreSQL
+    app by NOTIFY, a moment after its commit; on SQLite it is seen at once.
+    """
+    app: Any = client.app
+    with app.state.engine.connect() as connection:
+        revision = dataset.current_state(connection)[0]
+    deadline = time.monotonic() + timeout
+    while app.state.revision.current() not in (None, revision):
+        assert time.monotonic() < deadline, "the app never saw the new revision"
+        time.sleep(0.002)
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from typing import Any, get_args
 
 import pytest
+from conftest import make_client, settle
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,9 +17,8 @@ from sqlalchemy import Engine, text
 
 from app import dataset, search
 from app.db import create_db_engine, write_transaction
-from app.main import create_app
 from app.records import ENTITY_TYPE
-from app.settings import DEFAULT_SEED, Settings
+from app.settings import DEFAULT_SEED
 
 VISIT = "kz-az-2022-08-24-tokayev-baku"
 TOKAYEV = "kassym-jomart-tokayev"
@@ -52,11 +52,6 @@ def found(client: TestClient, q: str, **params: Any) -> list[tuple[str, str]]:
 def seed() -> dict[str, Any]:
     data: dict[str, Any] = json.loads(DEFAULT_SEED.read_text())
     return data
-
-
-def make_client(url: str) -> TestClient:
-    # As tests/conftest.py's make_client (which `pytest` alone cannot import as tests.conftest).
-    return TestClient(create_app(Settings(database_url=url)), raise_server_exceptions=False)
 
 
 # --- finding ------------------------------------------------------------------------------
@@ -358,11 +353,13 @@ def test_an_update_replaces_the_document(fresh_url: str, engine: Engine) -> None
         assert found(client, "Zanzibarian") == [("treaty", "test-treaty")]
         report = load(engine, treaty_dataset("Pact of Quixotic Harmony"))
         assert report.updated == 1
+        settle(client)
         assert found(client, "Zanzibarian") == []
         assert found(client, "Quixotic Harmony") == [("treaty", "test-treaty")]
         hit = client.get("/v1/search", params={"q": "Quixotic"}).json()["items"][0]
         assert hit["title"] == "Pact of Quixotic Harmony"
         load(engine, treaty_dataset("Traité de Yamoussoukro, Côte d'Ivoire"))
+        settle(client)
         assert found(client, "traite cote") == [("treaty", "test-treaty")]
         assert found(client, "TRAITÉ Côte") == [("treaty", "test-treaty")]
         assert found(client, "Quixotic") == []
@@ -387,6 +384,7 @@ def test_seed_loads_are_indexed_and_new_entities_found(fresh_url: str, engine: E
         assert ("visit", VISIT) in found(client, "Tokayev")
         assert found(client, "Xyzzy") == []
         load(engine, data)
+        settle(client)
         assert found(client, "Xyzzy") == [("route", "middle-corridor-test")]
         assert found(client, "XMC Georgia") == [("route", "middle-corridor-test")]
         load(engine, data)  # unchanged: the index stays as it is
