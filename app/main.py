@@ -8,7 +8,18 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from app import changes, countries, docs, dossier, imports, observability, openapi, search, sources
+from app import (
+    changes,
+    countries,
+    docs,
+    dossier,
+    explorer,
+    imports,
+    observability,
+    openapi,
+    search,
+    sources,
+)
 from app.cache import ResponseCache, RevisionWatch
 from app.db import create_db_engine
 from app.etags import ETagMiddleware
@@ -109,8 +120,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         search,
         changes,
         imports,
+        explorer,
     ):
-        app.include_router(module.router)  # each router carries its full "/v1/..." prefix
+        app.include_router(module.router)  # each router carries its full path prefix
     openapi.install_openapi(app)
     docs.install_docs(app)
     return app
