@@ -1,12 +1,16 @@
 """The read benchmark: Dyad against a bare Starlette ceiling and Datasette, in one run.
 
     make bench                       # 100k trade rows (generated, clearly synthetic)
-    .venv/bin/python bench/run.py --rows 1000000 --seconds 10
+    .venv/bin/python bench/run.py --rows 100000 --scale-rows 1000000 \
+        --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
 Each server runs as users run it (uvicorn, one worker, uvloop + httptools, no access log),
 pinned to core 0 with taskset where there is one; wrk loads it from core 1 over 127.0.0.1
-only. The figures that matter are the ratios to the Starlette ceiling measured in the same
-run: absolute req/s drift between machines and rounds. Results are written to
+only. Dyad is measured with its response cache on and off; ``--scale-rows`` measures the
+cold dossier and trade page again over a larger dataset, ``--postgres`` the cold reads over
+PostgreSQL (a database ``dyad_bench_<rows>`` made on that server). The figures that matter
+are the ratios to the Starlette ceiling measured in the same run: absolute req/s drift
+between machines and rounds. Results, with issue 6's targets checked, are written to
 bench/results/latest.json and latest.md.
 """
 
@@ -130,12 +134,13 @@ def uvicorn(app: str, port: int, *, factory: bool = False) -> list[str]:
     ]
 
 
-_DURATION = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+_DURATION = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
 
 
 def _ms(text: str) -> float:
-    number, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()  # type: ignore[union-attr]
-    return float(number) * _DURATION[unit]
+    """wrk's ``812.00us`` / ``1.20ms`` / ``2.00s`` / ``1.00m`` in ms (nan when it has none)."""
+    match = re.match(r"([\d.]+)(us|ms|s|m)", text)
+    return float(match.group(1)) * _DURATION[match.group(2)] if match else float("nan")
 
 
 def load(
@@ -158,24 +163,61 @@ def load(
     return rps, p50, p99, failed
 
 
-def prepare(rows: int) -> Path:
-    """A SQLite database with the seed plus a generated dataset, loaded the way users load."""
-    WORK.mkdir(parents=True, exist_ok=True)
-    database = WORK / f"bench-{rows}.db"
-    if database.exists():
-        return database
-    generated = WORK / f"generated-{rows}.json"
-    subprocess.run(
-        [sys.executable, "bench/generate.py", "--rows", str(rows), "--out", str(generated)],
-        cwd=ROOT,
-        check=True,
-    )
-    env = {**os.environ, "DYAD_DATABASE_URL": f"sqlite:///{database}"}
+def _load(url: str, generated: Path) -> None:
+    env = {**os.environ, "DYAD_DATABASE_URL": url}
     for step in (["db", "upgrade"], ["seed"], ["import", str(generated)]):
         subprocess.run(
             [str(BIN / "dyad"), *step], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
         )
+
+
+def generated_dataset(rows: int) -> Path:
+    WORK.mkdir(parents=True, exist_ok=True)
+    generated = WORK / f"generated-{rows}.json"
+    if not generated.exists():
+        subprocess.run(
+            [sys.executable, "bench/generate.py", "--rows", str(rows), "--out", str(generated)],
+            cwd=ROOT,
+            check=True,
+        )
+    return generated
+
+
+def prepare(rows: int) -> Path:
+    """A SQLite database with the seed plus a generated dataset, loaded the way users load."""
+    database = WORK / f"bench-{rows}.db"
+    ready = database.with_suffix(".ready")  # a load cut short leaves no marker
+    if not ready.exists():
+        generated = generated_dataset(rows)
+        for stale in WORK.glob(f"{database.name}*"):
+            stale.unlink()
+        _load(f"sqlite:///{database}", generated)
+        ready.touch()
     return database
+
+
+def prepare_postgres(server_url: str, rows: int) -> str:
+    """A PostgreSQL database ``dyad_bench_<rows>`` on ``server_url`` holding the same data."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url)
+    name = f"dyad_bench_{rows}"
+    bench_url = url.set(database=name)
+    try:
+        target = bench_url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(target) as connection:
+            row = connection.execute("SELECT count(*) FROM trade_figure").fetchone()
+            if row and row[0] >= rows:
+                return bench_url.render_as_string(hide_password=False)
+    except psycopg.Error:
+        pass  # missing, or not loaded
+    admin = url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        connection.execute(f'CREATE DATABASE "{name}"')
+    _load(bench_url.render_as_string(hide_password=False), generated_dataset(rows))
+    return bench_url.render_as_string(hide_password=False)
 
 
 def etag_of(url: str) -> str:
@@ -183,10 +225,28 @@ def etag_of(url: str) -> str:
         return str(response.headers["ETag"])
 
 
+PATHS = {
+    "country": "/v1/countries/KZ",
+    "dossier": "/v1/relations/{a}/{b}",
+    "timeline": "/v1/relations/{a}/{b}/timeline",
+    "trade page (pair)": "/v1/trade?country={b}&partner={a}",
+    "search": "/v1/search?q=trade",
+    "trade first page": "/v1/trade",
+    "trade deep page": "/v1/trade?offset={deep}",
+}
+HOT = ("country", "dossier", "timeline", "trade page (pair)", "search")
+SCALED = ("dossier", "trade page (pair)")  # compared between --rows and --scale-rows
+DATASETTE = {
+    "country": "/{db}/country/KZ.json",
+    "trade page (pair)": "/{db}/trade_figure.json?reporter={b}&partner={a}&_size=50",
+}
+
+
 def run(args: argparse.Namespace) -> list[Result]:
     wrk = ensure_wrk()
     database = prepare(args.rows)
     results: list[Result] = []
+    a, b = PAIR
 
     def measure(
         name: str, server_name: str, base: str, path: str, headers: dict[str, str] | None = None
@@ -196,38 +256,42 @@ def run(args: argparse.Namespace) -> list[Result]:
         rps, p50, p99, errors = load(wrk, url, args.seconds, args.connections, headers)
         result = Result(name, server_name, path, rps, p50, p99, errors)
         print(
-            f"{server_name:>10} {name:<22} {rps:>9.0f} req/s  p50 {p50:6.2f} ms  "
+            f"{server_name:>16} {name:<20} {rps:>9.0f} req/s  p50 {p50:6.2f} ms  "
             f"p99 {p99:6.2f} ms  errors {errors}",
             flush=True,
         )
         results.append(result)
         return result
 
+    def measure_dyad(label: str, url: str, rows: int, cache: bool, names: tuple[str, ...]) -> None:
+        port = free_port()
+        env = {
+            "DYAD_DATABASE_URL": url,
+            "DYAD_RATE_LIMIT_ENABLED": "false",
+            "DYAD_CACHE_ENABLED": "true" if cache else "false",
+        }
+        command = uvicorn("app.main:create_app", port, factory=True)
+        with server(command, port, env, ready="/readyz") as base:
+            for name in names:
+                path = PATHS[name].format(a=a, b=b, deep=min(100_000, rows - 50))
+                measure(name, label, base, path)
+            if "dossier" in names:
+                dossier = base + PATHS["dossier"].format(a=a, b=b)
+                etag = etag_of(dossier)
+                measure("dossier 304", label, base, dossier[len(base) :], {"If-None-Match": etag})
+
     port = free_port()
     with server(uvicorn("bench.ceiling:app", port), port) as base:
-        ceiling = measure("constant JSON", "starlette", base, "/")
-    dyad_env = {"DYAD_DATABASE_URL": f"sqlite:///{database}", "DYAD_RATE_LIMIT_ENABLED": "false"}
-    a, b = PAIR
-    paths = {
-        "country": "/v1/countries/KZ",
-        "dossier": f"/v1/relations/{a}/{b}",
-        "timeline": f"/v1/relations/{a}/{b}/timeline",
-        "trade page (pair)": f"/v1/trade?country={b}&partner={a}",
-        "search": "/v1/search?q=trade",
-        "trade first page": "/v1/trade",
-        "trade offset=100000": f"/v1/trade?offset={min(100_000, args.rows - 50)}",
-    }
-    for cache in ("on", "off"):
-        port = free_port()
-        env = {**dyad_env, "DYAD_CACHE_ENABLED": "true" if cache == "on" else "false"}
-        with server(
-            uvicorn("app.main:create_app", port, factory=True), port, env, ready="/readyz"
-        ) as base:
-            for name, path in paths.items():
-                measure(name, f"dyad/{cache}", base, path)
-            etag = etag_of(base + paths["dossier"])
-            measure("dossier 304", f"dyad/{cache}", base, paths["dossier"], {"If-None-Match": etag})
-    port = free_port()
+        measure("constant JSON", "starlette", base, "/")
+    sqlite_url = f"sqlite:///{database}"
+    measure_dyad("dyad/cache", sqlite_url, args.rows, True, tuple(PATHS))
+    measure_dyad("dyad/no-cache", sqlite_url, args.rows, False, tuple(PATHS))
+    if args.postgres:
+        postgres_url = prepare_postgres(args.postgres, args.rows)
+        measure_dyad("dyad/pg/no-cache", postgres_url, args.rows, False, tuple(PATHS))
+    if args.scale_rows:
+        scaled = f"sqlite:///{prepare(args.scale_rows)}"
+        measure_dyad(f"dyad/no-cache/{args.scale_rows:,}", scaled, args.scale_rows, False, SCALED)
     datasette = [
         str(BIN / "datasette"),
         "serve",
@@ -236,27 +300,22 @@ def run(args: argparse.Namespace) -> list[Result]:
         "--host",
         HOST,
         "--port",
-        str(port),
+        str(free_port()),
         "--setting",
         "num_sql_threads",
         "1",
     ]
-    equivalents = {
-        "country": "/{db}/country/KZ.json",
-        "trade page (pair)": f"/{{db}}/trade_figure.json?reporter={b}&partner={a}&_size=50",
-    }
-    if shutil.which(datasette[0]) or Path(datasette[0]).exists():
+    if Path(datasette[0]).exists():
+        port = int(datasette[-4])
         with server(datasette, port) as base:
-            db = database.stem
-            for name, path in equivalents.items():
-                measure(name, "datasette", base, path.format(db=db))
+            for name, path in DATASETTE.items():
+                measure(name, "datasette", base, path.format(db=database.stem, a=a, b=b))
     else:
         print("datasette is not installed (pip install '.[bench]'); skipping it")
+    ceiling = results[0].requests_per_second
     for result in results:
-        result.ratio_to_ceiling = round(result.requests_per_second / ceiling.requests_per_second, 3)
-        match = next(
-            (r for r in results if r.server == "datasette" and r.name == result.name), None
-        )
+        result.ratio_to_ceiling = round(result.requests_per_second / ceiling, 3)
+        match = find(results, "datasette", result.name)
         if match and result.server != "datasette":
             result.ratio_to_datasette = round(
                 result.requests_per_second / match.requests_per_second, 2
@@ -264,18 +323,91 @@ def run(args: argparse.Namespace) -> list[Result]:
     return results
 
 
+def find(results: list[Result], server_name: str, name: str) -> Result | None:
+    return next((r for r in results if r.server == server_name and r.name == name), None)
+
+
+@dataclass
+class Target:
+    goal: str
+    reached: str
+    met: bool
+
+
+def targets(results: list[Result], args: argparse.Namespace) -> list[Target]:
+    """Issue 6's targets from this run's figures (targets without inputs are left out)."""
+    found: list[Target] = []
+
+    def check(goal: str, reached: str, met: bool) -> None:
+        found.append(Target(goal, reached, met))
+
+    ceiling = results[0].requests_per_second
+    for name in HOT:
+        r = find(results, "dyad/cache", name)
+        if r:
+            ratio = r.requests_per_second / ceiling
+            check(f"hot {name} ≥ 0.60x ceiling", f"{ratio:.2f}x", ratio >= 0.60)
+    trade_ds = find(results, "datasette", "trade page (pair)")
+    for name in ("dossier", "trade page (pair)"):
+        r = find(results, "dyad/no-cache", name)
+        if r and trade_ds:
+            ratio = r.requests_per_second / trade_ds.requests_per_second
+            check(f"cold {name} ≥ 3x Datasette's trade page", f"{ratio:.1f}x", ratio >= 3)
+    worst = max((r for r in results if r.server.startswith("dyad")), key=lambda r: r.p99_ms)
+    check(
+        "p99 < 20 ms (every Dyad row)", f"{worst.p99_ms:.1f} ms ({worst.name})", worst.p99_ms < 20
+    )
+    first = find(results, "dyad/no-cache", "trade first page")
+    deep = find(results, "dyad/no-cache", "trade deep page")
+    if first and deep:
+        ratio = deep.p50_ms / first.p50_ms
+        check("deep page p50 ≤ 2x first page (no cache)", f"{ratio:.2f}x", ratio <= 2)
+    if args.scale_rows:
+        for name in SCALED:
+            small = find(results, "dyad/no-cache", name)
+            large = find(results, f"dyad/no-cache/{args.scale_rows:,}", name)
+            if small and large:
+                ratio = large.p50_ms / small.p50_ms
+                check(
+                    f"{name} p50 at {args.scale_rows:,} rows ≤ 1.3x at {args.rows:,}",
+                    f"{ratio:.2f}x",
+                    ratio <= 1.3,
+                )
+    pg = [
+        (find(results, "dyad/no-cache", r.name), r)
+        for r in results
+        if r.server == "dyad/pg/no-cache"
+    ]
+    pairs = [(s, p) for s, p in pg if s is not None]
+    if pairs:
+        ratio = max(p.p50_ms / s.p50_ms for s, p in pairs)
+        check("PostgreSQL p50 ≤ 1.5x SQLite (worst endpoint)", f"{ratio:.2f}x", ratio <= 1.5)
+    return found
+
+
 def report(results: list[Result], args: argparse.Namespace) -> None:
     RESULTS.mkdir(parents=True, exist_ok=True)
     meta = {
         "rows": args.rows,
+        "scale_rows": args.scale_rows,
+        "postgres": bool(args.postgres),
         "seconds": args.seconds,
         "connections": args.connections,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
+    checked = targets(results, args)
     (RESULTS / "latest.json").write_text(
-        json.dumps({"meta": meta, "results": [asdict(r) for r in results]}, indent=2) + "\n"
+        json.dumps(
+            {
+                "meta": meta,
+                "results": [asdict(r) for r in results],
+                "targets": [asdict(t) for t in checked],
+            },
+            indent=2,
+        )
+        + "\n"
     )
     lines = [
         f"# Read benchmark ({args.rows:,} trade rows, wrk -t1 -c{args.connections} "
@@ -293,6 +425,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
             f"| {r.server} | {r.name} | {r.requests_per_second:,.0f} | {r.p50_ms:.2f} "
             f"| {r.p99_ms:.2f} | {r.ratio_to_ceiling:.2f} | {versus} |"
         )
+    lines += ["", "## Targets (issue 6)", "", "| target | reached | met |", "|---|---|---|"]
+    lines += [f"| {t.goal} | {t.reached} | {'yes' if t.met else '**no**'} |" for t in checked]
     (RESULTS / "latest.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 
@@ -302,6 +436,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", type=int, default=100_000, help="generated trade rows")
     parser.add_argument("--seconds", type=int, default=5, help="length of each load")
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--scale-rows",
+        type=int,
+        default=0,
+        help="also measure the dossier and a trade page over this many rows (e.g. 1000000)",
+    )
+    parser.add_argument(
+        "--postgres",
+        default=os.environ.get("DYAD_BENCH_POSTGRES_URL", ""),
+        help="a PostgreSQL server URL (loopback): also measure Dyad over PostgreSQL",
+    )
     args = parser.parse_args(argv)
     report(run(args), args)
 
