@@ -6,6 +6,10 @@ stricter one for writes. Every answer carries ``RateLimit-Limit``, ``RateLimit-R
 and ``RateLimit-Reset`` (IETF httpapi draft -06); over the limit the answer is a ``429``
 problem with ``Retry-After``. With ``DYAD_REDIS_URL`` set, all workers and hosts count
 together (one ``INCR`` per request); without it each process counts on its own.
+
+Guessing keys is throttled apart from that budget: a client IP whose keys were refused
+(``401``) ``bad_key_limit`` times in a window gets ``429`` for every request that carries a
+key until the window ends, before the key is even looked up.
 """
 
 from __future__ import annotations
@@ -32,6 +36,10 @@ class Counter(Protocol):
         """Count one request of ``key`` in ``window``; return the count so far."""
         ...
 
+    async def peek(self, key: str, window: int) -> int:
+        """The count of ``key`` in ``window``, without counting."""
+        ...
+
 
 class MemoryCounter:
     """Counts in this process; old windows are dropped as new ones start."""
@@ -45,6 +53,9 @@ class MemoryCounter:
             self.window, self.counts = window, {}
         self.counts[key] = self.counts.get(key, 0) + 1
         return self.counts[key]
+
+    async def peek(self, key: str, window: int) -> int:
+        return self.counts.get(key, 0) if window == self.window else 0
 
 
 class RedisCounter:
@@ -62,6 +73,10 @@ class RedisCounter:
             count, _ = await pipe.execute()
         return int(count)
 
+    async def peek(self, key: str, window: int) -> int:
+        count = await self.redis.get(f"{self.prefix}{window}:{key}")
+        return int(count or 0)
+
     async def aclose(self) -> None:
         await self.redis.aclose()
 
@@ -78,6 +93,13 @@ def make_counter(settings: Settings) -> Counter:
     return RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
 
 
+def _window() -> tuple[int, int]:
+    """The current window and the seconds until it ends."""
+    now = time.time()
+    window = int(now // WINDOW_SECONDS)
+    return window, max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+
+
 class RateLimitMiddleware:
     def __init__(self, app: ASGIApp, settings: Settings, counter: Counter) -> None:
         self.app = app
@@ -91,9 +113,7 @@ class RateLimitMiddleware:
             return
         reading = scope["method"] in READ_METHODS
         limit = self.reads if reading else self.writes
-        now = time.time()
-        window = int(now // WINDOW_SECONDS)
-        reset = max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+        window, reset = _window()
         count = await self.counter.hit(f"{'r' if reading else 'w'}:{client_id(scope)}", window)
         headers = {
             "RateLimit-Limit": str(limit),
@@ -117,3 +137,45 @@ class RateLimitMiddleware:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class BadKeyThrottle:
+    """``429`` for requests carrying a key from a client IP whose keys keep being refused.
+
+    Counted by IP, not by key: a guesser sends a new key each time. Only requests that sent
+    ``Authorization`` and got ``401`` count, so a client that forgot its key is not punished,
+    and reads (which look at no key) are never refused.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings, counter: Counter) -> None:
+        self.app = app
+        self.limit = settings.bad_key_limit
+        self.counter = counter
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] in READ_METHODS:
+            await self.app(scope, receive, send)
+            return
+        if not any(name == b"authorization" for name, _ in scope.get("headers", [])):
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        key = "bad-key:" + (client[0] if client else "unknown")
+        window, reset = _window()
+        if await self.counter.peek(key, window) >= self.limit:
+            response = problem_response(
+                429,
+                f"Too many refused API keys from this address: {self.limit} a minute. "
+                f"Try again in {reset} s.",
+                slug="too-many-bad-keys",
+                headers={"Retry-After": str(reset)},
+            )
+            await response(scope, receive, send)
+            return
+
+        async def count_refusals(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] == 401:
+                await self.counter.hit(key, window)
+            await send(message)
+
+        await self.app(scope, receive, count_refusals)

@@ -34,7 +34,8 @@ from app.facts import (
     treaties,
     visits,
 )
-from app.limits import RateLimitMiddleware, RedisCounter, make_counter
+from app.guard import RequestGuard, SecurityHeaders
+from app.limits import BadKeyThrottle, RateLimitMiddleware, RedisCounter, make_counter
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 
@@ -86,22 +87,28 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = observability.Metrics()
     app.state.revision = RevisionWatch(engine)
     install_problem_handlers(app)
-    # Added last runs first: metrics see every answer; CORS headers go on 304s and 429s too.
+    # Added last runs first: metrics see every answer; security headers go on every answer,
+    # cached ones and 304s included; CORS headers go on 304s, 413s and 429s too; the guard
+    # refuses oversized bodies before any key is looked at or any body parsed.
     app.add_middleware(ETagMiddleware, max_age=settings.cache_max_age)
     if settings.cache_enabled:
         app.add_middleware(
             ResponseCache, watch=app.state.revision, max_entries=settings.cache_max_entries
         )
+    if settings.throttles_bad_keys:
+        app.add_middleware(BadKeyThrottle, settings=settings, counter=counter)
+    app.add_middleware(RequestGuard, settings=settings)
     if settings.rate_limit_enabled:
         app.add_middleware(RateLimitMiddleware, settings=settings, counter=counter)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_credentials=False,
+        allow_credentials=settings.cors_allow_credentials,
         allow_methods=["*"],
         allow_headers=["*"],
         expose_headers=EXPOSED_HEADERS,
     )
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(observability.MetricsMiddleware, metrics=app.state.metrics)
     app.include_router(observability.router)
     for module in (

@@ -3,7 +3,9 @@
 Code raises a named :class:`Problem`; one set of handlers renders it, FastAPI's own
 validation errors, Starlette's 404/405 and any unexpected exception alike. Nothing
 internal (traceback, SQL, file path) ever reaches a client: a 500 carries a request id
-that points to the traceback in the server log.
+that points to the traceback in the server log. Database trouble is the client's to retry
+(``503``: down, locked, or a query past its time limit) or the client's to fix (``422``: a
+value the database cannot take, such as a NUL character on PostgreSQL).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
@@ -27,6 +29,10 @@ from app.values import UNKNOWN_COUNTRY
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"
+# A 500 is rendered outside every middleware, so the header that stops browsers from
+# sniffing an error into HTML travels with each problem itself.
+NOSNIFF = {"X-Content-Type-Options": "nosniff"}
+SQLSTATE_QUERY_CANCELED = "57014"  # PostgreSQL: statement_timeout (or a cancel) stopped it
 log = logging.getLogger("dyad")
 
 
@@ -150,7 +156,10 @@ def problem_response(
     for name, value in (extensions or {}).items():
         body.setdefault(name, value)
     return Response(
-        orjson.dumps(body), status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers
+        orjson.dumps(body),
+        status_code=status,
+        media_type=PROBLEM_MEDIA_TYPE,
+        headers={**NOSNIFF, **(headers or {})},
     )
 
 
@@ -185,6 +194,18 @@ def _request_id(request: Request) -> str:
     return getattr(request.state, "request_id", None) or uuid.uuid4().hex
 
 
+def timed_out(exc: Exception) -> bool:
+    """Whether a database error is a statement stopped for running past its time limit."""
+    orig = getattr(exc, "orig", None)
+    # SQLite says "interrupted" when the progress handler of app.db stops a statement.
+    return getattr(orig, "sqlstate", None) == SQLSTATE_QUERY_CANCELED or str(orig) == "interrupted"
+
+
+_HTTP_SLUGS = {400: "bad-request", 404: "not-found", 405: "method-not-allowed"}
+# FastAPI's words when a body is not JSON it can decode (malformed, or nested too deep).
+_UNPARSABLE = "There was an error parsing the body"
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     """Render every error the app can raise as a problem document."""
 
@@ -213,19 +234,48 @@ def install_problem_handlers(app: FastAPI) -> None:
             404: f"There is nothing at {request.url.path}. The API lives under /v1; see /docs.",
             405: f"{request.method} is not allowed on {request.url.path}.",
         }.get(exc.status_code, str(exc.detail))
-        return problem_response(exc.status_code, detail, headers=exc.headers)
+        if detail == _UNPARSABLE:
+            detail = "The body could not be decoded as JSON: it is malformed or nested too deep."
+        return problem_response(
+            exc.status_code, detail, slug=_HTTP_SLUGS.get(exc.status_code), headers=exc.headers
+        )
 
     @app.exception_handler(OperationalError)
     @app.exception_handler(SQLAlchemyTimeoutError)
     async def _database_unavailable(request: Request, exc: Exception) -> Response:
-        # Database down, restarting, locked too long or its pool exhausted: all transient.
+        # Database down, restarting, locked too long, its pool exhausted or a query stopped
+        # at its time limit: all transient. Only the type is logged: the message holds SQL.
         request_id = _request_id(request)
+        if timed_out(exc):
+            log.warning("query timed out (request id %s) on %s", request_id, request.url.path)
+            return problem_response(
+                503,
+                "The query took longer than the server allows and was stopped. Narrow it "
+                "(more filters, a smaller limit) or try again shortly.",
+                slug="query-timeout",
+                headers={"Retry-After": "5"},
+                request_id=request_id,
+            )
         log.warning("database unavailable (request id %s): %s", request_id, type(exc).__name__)
         return problem_response(
             503,
             "The database is busy or unreachable. Try again shortly.",
             slug="unavailable",
             headers={"Retry-After": "2"},
+            request_id=request_id,
+        )
+
+    @app.exception_handler(DataError)
+    async def _unstorable_value(request: Request, exc: DataError) -> Response:
+        # Input that got past validation but not past the database: a NUL character in
+        # text on PostgreSQL, a number out of its range. The client's to fix, never a 500.
+        request_id = _request_id(request)
+        log.warning("value refused by the database (request id %s)", request_id)
+        return problem_response(
+            422,
+            "A value of the request is one the database cannot store or compare (a NUL "
+            "character, or a number out of range). Remove it and try again.",
+            slug="invalid-input",
             request_id=request_id,
         )
 

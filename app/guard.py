@@ -1,0 +1,159 @@
+"""What every request and answer must pass: methods, body size, security headers.
+
+:class:`RequestGuard` refuses, before routing, authentication or parsing: a method no route
+speaks (``TRACE``, ``FOO``: ``405``) and a body over the limit of its route (``413``). The
+size is checked on ``Content-Length`` when there is one and, in any case, on the bytes
+actually received, so a chunked body cannot slip past. :class:`SecurityHeaders` stamps every
+answer, cached ones and ``304`` included.
+"""
+
+from __future__ import annotations
+
+from fastapi.routing import iter_route_contexts
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.problems import problem_response
+from app.settings import Settings
+
+IMPORTS_PATH = "/v1/imports"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# Answers must not say what serves them: an attacker would look up its known flaws.
+REVEALING_HEADERS = (b"server", b"x-powered-by")
+
+
+def route_path(scope: Scope) -> str:
+    """The path the routes see: behind a proxy's prefix (``root_path``), what follows it."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+class BodyTooLarge(Exception):
+    """Raised from ``receive`` once a body passes its limit; the guard answers 413."""
+
+
+class RequestGuard:
+    """Refuses unknown methods and bodies over their route's limit."""
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.max_body = settings.max_body_bytes
+        self.max_import = settings.max_import_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if scope["method"] not in KNOWN_METHODS:
+            await _method_not_allowed(scope, receive, send)
+            return
+        limit = self.max_import if route_path(scope) == IMPORTS_PATH else self.max_body
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
+            return
+        await self._counting(scope, receive, send, limit)
+
+    async def _counting(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        """Pass the request on with a ``receive`` that counts what arrives.
+
+        Past the limit ``receive`` raises. The app may turn that into an answer of its own
+        (FastAPI makes any failure to read a body a 400), so from then on whatever it sends
+        is dropped and the 413 is sent instead, unless an answer had already started.
+        """
+        received = 0
+        exceeded = started = False
+
+        async def counted() -> Message:
+            nonlocal received, exceeded
+            if exceeded:
+                raise BodyTooLarge
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    exceeded = True
+                    raise BodyTooLarge
+            return message
+
+        async def unless_exceeded(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                return
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, counted, unless_exceeded)
+        except Exception:
+            # Whatever the cut body made the app raise, the client is owed a 413.
+            if not exceeded or started:
+                raise
+        if exceeded and not started:
+            await _too_large(limit)(scope, receive, send)
+
+
+def _too_large(limit: int) -> Response:
+    # The rest of the body is never read: close the connection rather than drain it.
+    return problem_response(
+        413,
+        f"The body is larger than the {limit:,} bytes this operation takes. "
+        "Send less at a time (split an import into several files).",
+        slug="too-large",
+        headers={"Connection": "close"},
+    )
+
+
+async def _method_not_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+    """405 for a method no route speaks, on any path, with the methods the path allows."""
+    path = route_path(scope)
+    allowed: set[str] = set()
+    for route in iter_route_contexts(getattr(scope.get("app"), "routes", [])):
+        pattern = getattr(route, "path_regex", None)
+        if pattern is not None and pattern.match(path):
+            allowed |= set(route.methods or {"GET", "HEAD"})  # no methods: a mount of files
+    response = problem_response(
+        405,
+        f"{scope['method']} is not allowed on {path}. "
+        f"Allowed: {', '.join(sorted(allowed)) or 'nothing, there is no such path'}.",
+        slug="method-not-allowed",
+        headers={"Allow": ", ".join(sorted(allowed))},
+    )
+    await response(scope, receive, send)
+
+
+class SecurityHeaders:
+    """``nosniff`` on every answer, ``no-store`` on answers to writes, no server banner.
+
+    Outermost, so that answers made before routing (the response cache, 304s, 429s, CORS
+    preflights) get them too. A write's answer may carry a key's data or depend on it: no
+    cache along the way should keep it.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        writing = scope["method"] not in SAFE_METHODS
+
+        async def stamp(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() not in REVEALING_HEADERS
+                ]
+                headers = MutableHeaders(scope=message)
+                headers["X-Content-Type-Options"] = "nosniff"
+                if writing:
+                    headers["Cache-Control"] = "no-store"
+            await send(message)
+
+        await self.app(scope, receive, stamp)
