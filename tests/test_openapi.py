@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 import schemathesis
@@ -12,6 +13,7 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import run_state_machine_as_test
 from schemathesis.config import SchemathesisConfig
+from schemathesis.generation import GenerationMode
 
 from app import api_keys
 from app.db import create_db_engine
@@ -33,6 +35,9 @@ COLLECTIONS = {
     "figures": "figure",
     "relations": "relation",
 }
+# Collections whose entities are unique per pair (a relation per pair of countries, a
+# membership per organization and country), where a second create of an example clashes.
+PAIRED = {"relations", "memberships"}
 # What a schema cannot say about a write: that a cited source or a named person exists,
 # that a pair differs, that If-Match names the current version. Schemathesis documents this
 # tuning for such rejections (`st explain ST202`); every check still runs on every answer.
@@ -43,12 +48,66 @@ checks.positive_data_acceptance.expected-statuses = [
     "2xx", "3xx", "401", "403", "404", "409", "412", "422", "429", "5xx",
 ]
 """
+# Reads: what a schema cannot say either is that the two countries of a pair differ
+# (`/v1/relations/KZ/KZ` is a 422).
+READ_CONFIG = """
+[[operations]]
+include-path-regex = '^/v1/relations/\\{a\\}/\\{b\\}'  # a TOML literal string
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "422"]
+"""
+# Derandomized: the same examples every run, so that a failure reproduces as it is.
 RUN = settings(
     deadline=None,
     derandomize=True,
     database=None,
     suppress_health_check=list(HealthCheck),
 )
+# What no answer may show, in its body or a header: a stack trace, a file path, SQL or the
+# database driver. (A marker the request itself holds may be echoed, as a 422 quotes a value.)
+LEAKS = ("Traceback", "/work/", '.py"', "site-packages", "SELECT ", "sqlite3.", "psycopg")
+ODD_METHODS = ("TRACE", "CONNECT", "PROPFIND", "PURGE", "FOO")
+ODD_PATHS = ("/", "/docs", "/no-such-page", "/healthz", "/v1/countries", "/v1/treaties/x")
+
+
+def leaks(status: int, headers: Mapping[str, list[str]], body: bytes, sent: str = "") -> list[str]:
+    """What an answer gives away that it should not, as sentences."""
+    found = []
+    text = body.decode(errors="replace")
+    for marker in LEAKS:
+        where = [name for name, values in headers.items() if any(marker in v for v in values)]
+        where += ["the body"] * (marker in text)
+        if where and marker not in sent:
+            found.append(f"{marker!r} in {', '.join(where)}")
+    if any(re.search(r"\d|/", v) for v in headers.get("server", [])):
+        found.append(f"a server version: {headers['server']}")
+    if "x-powered-by" in headers:
+        found.append(f"X-Powered-By: {headers['x-powered-by']}")
+    if headers.get("x-content-type-options") != ["nosniff"]:
+        found.append("no X-Content-Type-Options: nosniff")
+    if status >= 500:
+        found.append(f"status {status}")
+    return found
+
+
+def _sent(request: Any) -> str:
+    body = request.body or b""
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body)
+    return " ".join([unquote(str(request.url)), text, *map(str, request.headers.values())])
+
+
+def leak_check(answers: list[int]) -> Callable[..., None]:
+    """A schemathesis check of every answer for :func:`leaks`; counts them in ``answers``."""
+
+    def no_leaks(ctx: Any, response: Any, case: Any) -> None:
+        answers.append(response.status_code)
+        found = leaks(
+            response.status_code, response.headers, response.content, _sent(response.request)
+        )
+        # A 5xx is the not_a_server_error check's to report.
+        found = [f for f in found if not f.startswith("status ")]
+        assert not found, f"{case.method} {case.formatted_path}: " + "; ".join(found)
+
+    return no_leaks
 
 
 @pytest.fixture(scope="session")
@@ -154,9 +213,11 @@ def _run_operations(
     explicit: bool = False,
 ) -> None:
     """The operations of ``schema`` with these methods, with generated data (and first, if
-    ``explicit``, with the examples the schema gives); all default checks, every failure
-    reported at once."""
+    ``explicit``, with the examples the schema gives); all default checks and
+    :func:`leak_check` on every answer, every failure reported at once."""
     failures: list[str] = []
+    answers: list[int] = []
+    no_leaks = leak_check(answers)
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation.method.lower() not in methods:
@@ -172,23 +233,28 @@ def _run_operations(
             @given(case=strategy)
             @settings(RUN, max_examples=examples)
             def check(case: Any) -> None:
-                case.call_and_validate(headers=headers)
+                case.call_and_validate(headers=headers, additional_checks=[no_leaks])
 
+            checked = len(answers)
             try:
                 check()
             except Exception as exc:  # collect every operation's failure, then report them all
                 failures.append(f"{operation.label}: {exc}")
+            else:
+                if len(answers) == checked:
+                    failures.append(f"{operation.label}: no answer was checked")
     assert not failures, "\n\n".join(failures)
 
 
 def test_reads_conform_to_the_schema(shared_seeded_url: str) -> None:
-    """Every read, all default checks: no 5xx, answers match the schema.
+    """Every read, all default checks: no 5xx, answers match the schema, none leaks.
 
     Driven through ``as_strategy`` rather than schemathesis' pytest plugin, which does not
     work with this pytest release. Examples are derandomized so a failure reproduces.
     """
     app = create_app(Settings(database_url=shared_seeded_url, rate_limit_enabled=False))
-    schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+    config = SchemathesisConfig.from_str(READ_CONFIG)
+    schema = schemathesis.openapi.from_asgi("/openapi.json", app, config=config)
     _run_operations(schema, {"get"}, max_examples=25)
 
 
@@ -209,26 +275,109 @@ def _writable(url: str) -> Any:
 
 def test_writes_conform_to_the_schema(seeded_url: str, write_key: dict[str, str]) -> None:
     """Every create, update and delete with a write key, all default checks, on a database
-    of the test's own: no 5xx, every answer declared and matching its schema. The examples
-    the schema gives (seed records, seed ids) come first: they reach the success paths that
-    random ids and references seldom do."""
+    of the test's own: no 5xx, every answer declared and matching its schema, none leaking
+    (:func:`leaks`). The examples the schema gives (seed records, seed ids) come first: they
+    reach the success paths that random ids and references seldom do."""
     _run_operations(
         _writable(seeded_url), WRITE_METHODS, max_examples=10, headers=write_key, explicit=True
     )
 
 
+def _fresh(value: Any, n: int) -> Any:
+    """``value`` with every ``id`` in it made new (a create's, and its roles' or notes')."""
+    if isinstance(value, list):
+        return [_fresh(v, n) for v in value]
+    if isinstance(value, dict):
+        fresh = {k: _fresh(v, n) for k, v in value.items()}
+        if isinstance(fresh.get("id"), str):
+            fresh["id"] = f"{fresh['id'][:100]}-stateful-{n}"
+        return fresh
+    return value
+
+
 def test_stateful_writes_follow_their_links(seeded_url: str, write_key: dict[str, str]) -> None:
     """Sequences of writes linked through the created entity's id (the OpenAPI links of
-    each 201): what was created can be read, changed and deleted, and is gone after."""
-    machine = _writable(seeded_url).as_state_machine()
+    each 201): what was created can be read, changed and deleted, and is gone after; no
+    answer leaks. A create meant to be valid sends the operation's example under new ids,
+    so that it succeeds and its links are followed (a random body seldom names a source
+    that exists); the tests above fuzz create bodies."""
+    schema = _writable(seeded_url)
+    paths = schema.raw_schema["paths"]
+    examples = {
+        f"/v1/{c}": paths[f"/v1/{c}"]["post"]["requestBody"]["content"]["application/json"][
+            "example"
+        ]
+        for c in COLLECTIONS
+        if c not in PAIRED
+    }
+    answers: list[int] = []
+    no_leaks = leak_check(answers)
+    made = iter(range(10**6))
+    client = TestClient(schema.app)
 
-    class Writes(machine):  # type: ignore[misc,valid-type]
+    class Writes(schema.as_state_machine()):  # type: ignore[misc]
+        def setup(self) -> None:
+            self.created: list[str] = []
+
+        def before_call(self, case: Any) -> None:
+            positive = case.meta is None or case.meta.generation.mode == GenerationMode.POSITIVE
+            if case.method == "POST" and case.path in examples and positive:
+                case.body = _fresh(examples[case.path], next(made))
+                # A replayed key would answer a create with the first one's answer.
+                case.headers = {
+                    k: v for k, v in (case.headers or {}).items() if k != "Idempotency-Key"
+                }
+
+        def after_call(self, response: Any, case: Any) -> None:
+            if case.method == "POST" and response.status_code == 201:
+                self.created.append(response.headers["location"][0])
+
+        def teardown(self) -> None:
+            # Each run starts from the seed, as Hypothesis needs to replay a run the same way.
+            for location in reversed(self.created):
+                client.delete(location, headers=write_key)
+
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": write_key}
+
+        def validate_response(
+            self,
+            response: Any,
+            case: Any,
+            additional_checks: list[Any] | None = None,
+            **kwargs: Any,
+        ) -> None:
+            checks = [*(additional_checks or []), no_leaks]
+            super().validate_response(response, case, additional_checks=checks, **kwargs)
 
     run_state_machine_as_test(
         Writes, settings=settings(RUN, max_examples=12, stateful_step_count=6)
     )
+    assert {201, 200, 204} <= set(answers), "no create succeeded, or none was followed"
+
+
+def test_the_leak_check_sees_each_leak() -> None:
+    clean = {"content-type": ["application/json"], "x-content-type-options": ["nosniff"]}
+    assert leaks(200, clean, b'{"id": "kz-az"}') == []
+    for marker in LEAKS:
+        assert leaks(200, clean, f"x {marker} y".encode()), marker
+        assert leaks(200, {**clean, "x-debug": [marker]}, b""), marker
+        assert not leaks(422, clean, f"x {marker} y".encode(), sent=f"q={marker}"), marker
+    assert leaks(200, {**clean, "server": ["uvicorn/0.30"]}, b"")
+    assert leaks(200, {**clean, "x-powered-by": ["FastAPI"]}, b"")
+    assert leaks(200, {"content-type": ["application/json"]}, b"")  # no nosniff
+    assert leaks(500, clean, b"")
+
+
+@pytest.mark.parametrize("method", ODD_METHODS)
+def test_other_methods_are_refused_without_a_leak(client: TestClient, method: str) -> None:
+    """TRACE, CONNECT, WebDAV's and made-up methods: refused (never a 5xx), and the refusal
+    gives nothing away either."""
+    for path in ODD_PATHS:
+        response = client.request(method, path)
+        headers = {name: response.headers.get_list(name) for name in response.headers}
+        assert 400 <= response.status_code < 500, (method, path, response.status_code)
+        assert not leaks(response.status_code, headers, response.content), (method, path)
 
 
 def _success(op: dict[str, Any]) -> dict[str, Any]:

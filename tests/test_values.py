@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import calendar
+import math
 import re
 from datetime import date, timedelta
 
@@ -12,7 +13,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from app.values import CountryCode, Money, PartialDate, Quantity, Slug
+from app.values import UNKNOWN_COUNTRY, CountryCode, Money, PartialDate, Quantity, Slug
 
 PARTIAL_DATE = TypeAdapter(PartialDate)
 VALID_FORM = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
@@ -337,3 +338,146 @@ def test_slug_grammar(slug: str) -> None:
         if bad is not None:
             with pytest.raises(ValidationError):
                 Named(id=bad)
+
+
+# --- any input at all: a value or a ValidationError naming the field --------------------------
+# (The parsers' contract: whatever comes in, a valid value or a message, never a crash.)
+
+SLUG_FORM = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+CODE_FORMS = sorted(f for c in pycountry.countries for f in (c.alpha_2, c.alpha_3, c.numeric))
+
+
+@given(
+    st.text(max_size=6)
+    | st.builds(
+        lambda pad, code, upper: f"{pad}{code.upper() if upper else code.lower()}{pad}",
+        st.sampled_from(["", " ", "\t", "\n", "\u00a0"]),
+        st.sampled_from(CODE_FORMS),
+        st.booleans(),
+    )
+)
+@example("")
+@example("\uff2b\uff3a")  # fullwidth KZ
+@example("\uff13\uff19\uff18")  # fullwidth 398
+@example("\u00b2")  # superscript two: a digit to str.isdigit
+@example("ka\u0301z")
+@example("\u00df")  # ß, whose upper case is SS (South Sudan)
+def test_any_text_is_a_country_or_names_itself_unknown(text: str) -> None:
+    try:
+        code = Place(country=text).country
+    except ValidationError as caught:
+        [error] = caught.errors()
+        assert error["loc"] == ("country",)
+        assert error["msg"] == f"Value error, {UNKNOWN_COUNTRY.format(code=text)}"
+        if text.strip().isascii():  # ("ß".upper() is "SS", yet "ß" names no country)
+            assert text.strip().upper() not in {f.upper() for f in CODE_FORMS} - {""}
+    else:
+        country = pycountry.countries.get(alpha_2=code)
+        form = text.strip().upper()
+        assert form in (country.alpha_2, country.alpha_3) or (
+            form.isascii() and form.isdigit() and form.zfill(3) == country.numeric
+        )
+
+
+@given(
+    st.text(max_size=8)
+    | st.text(alphabet=st.sampled_from("az09-_.A \n\u00e9"), max_size=12)
+    | st.from_regex(r"[a-z0-9]{1,70}(-[a-z0-9]{1,70}){0,2}", fullmatch=True)
+)
+@example("x" * 120)
+@example("x" * 121)
+@example("a\n")
+def test_any_text_is_a_slug_exactly_when_it_has_the_form(text: str) -> None:
+    valid = SLUG_FORM.fullmatch(text) is not None and len(text) <= 120
+    try:
+        assert Named(id=text).id == text
+    except ValidationError as caught:
+        assert not valid, text
+        assert {e["loc"] for e in caught.errors()} == {("id",)}
+    else:
+        assert valid, text
+
+
+@given(
+    st.text(max_size=4)
+    | st.builds(
+        lambda code, lower: code.lower() if lower else code,
+        st.sampled_from(sorted(c.alpha_3 for c in pycountry.currencies)),
+        st.booleans(),
+    )
+)
+@example("u\u0073d")
+@example("\u00dfsd")  # "ß".upper() is "SS": four letters from three
+@example("us\u0131")  # dotless i
+def test_any_text_is_a_currency_exactly_when_iso_4217_lists_it(text: str) -> None:
+    known = len(text) == 3 and pycountry.currencies.get(alpha_3=text.upper()) is not None
+    try:
+        money = Money(value=1, currency=text)
+    except ValidationError as caught:
+        assert not known, text
+        assert {e["loc"] for e in caught.errors()} == {("currency",)}
+    else:
+        assert known, text
+        assert money.currency == text.upper()
+        assert pycountry.currencies.get(alpha_3=money.currency) is not None
+
+
+@given(
+    st.integers()
+    | st.floats()
+    | st.integers(-2, 2)
+    | st.sampled_from([10**18, 10**18 + 1, 1e18, 2.0**63])
+)
+def test_any_number_is_money_exactly_when_whole_and_in_range(value: float) -> None:
+    whole = isinstance(value, int) or (math.isfinite(value) and value.is_integer())
+    valid = whole and 0 <= int(value) <= 10**18
+    try:
+        money = Money.model_validate({"value": value, "currency": "USD"})
+    except ValidationError as caught:
+        assert not valid, value
+        assert {e["loc"] for e in caught.errors()} == {("value",)}
+    else:
+        assert valid, value
+        assert money.value == int(value) and type(money.value) is int
+        assert Money.model_validate_json(money.model_dump_json()) == money
+
+
+@given(st.integers() | st.floats(), st.text(max_size=45))
+@example(float("nan"), "t")
+@example(1.0, "x" * 40)
+@example(1.0, "x" * 41)
+def test_any_number_and_unit_is_a_quantity_exactly_when_finite_and_named(
+    value: float, unit: str
+) -> None:
+    valid = math.isfinite(value) and 1 <= len(unit) <= 40
+    try:
+        quantity = Quantity(value=value, unit=unit)
+    except ValidationError:
+        assert not valid, (value, unit)
+    else:
+        assert valid, (value, unit)
+        assert quantity.value == value
+        assert Quantity.model_validate_json(quantity.model_dump_json()) == quantity
+
+
+@given(st.integers())
+@example(999)
+@example(1000)
+@example(9999)
+@example(10_000)
+def test_a_whole_number_is_a_partial_date_when_it_is_four_digits(year: int) -> None:
+    try:
+        value = PARTIAL_DATE.validate_python(year)
+    except ValidationError:
+        assert not 1000 <= year <= 9999
+    else:
+        assert 1000 <= year <= 9999
+        assert value == PartialDate(year) and value.precision == "year"
+
+
+@given(st.dates())
+def test_any_date_is_a_partial_date_of_that_day(day: date) -> None:
+    value = PARTIAL_DATE.validate_python(day)
+    assert value.precision == "day"
+    assert value.start == value.end == day
+    assert PartialDate.parse(str(value)) == value
