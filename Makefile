@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 STAMP := $(VENV)/.installed
 DEV_STAMP := $(VENV)/.installed-dev
 
-.PHONY: run test browser lint audit serve migrate seed bench lock clean
+.PHONY: run test test-nocache browser lint audit serve migrate seed bench lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ run: $(STAMP)
 ## test: install the dev dependencies (and Debian's chromium for the browser test) and run the whole suite
 test: $(DEV_STAMP) browser
 	$(BIN)/python -m pytest -n 2 -q
+
+## test-nocache: the suite on SQLite with the response cache off (CI runs both)
+test-nocache: $(DEV_STAMP) browser
+	DYAD_TEST_CACHE=off DYAD_TEST_DATABASE_URL= $(BIN)/python -m pytest -n 2 -q
 
 ## browser: Debian's chromium for the explorer's browser test, when missing and apt can install it
 ## (without it, that test skips and says why)

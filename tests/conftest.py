@@ -150,8 +150,13 @@ def shared_seeded_url(
 
 
 def make_client(url: str, **overrides: object) -> TestClient:
-    """A client of the app over ``url``; rate limits are off unless a test asks for them."""
+    """A client of the app over ``url``; rate limits are off unless a test asks for them.
+
+    The response cache is on, as in production, unless ``DYAD_TEST_CACHE=off``: the suite
+    must pass both ways (`.ci/run` runs the HTTP tests again with it off).
+    """
     overrides.setdefault("rate_limit_enabled", False)
+    overrides.setdefault("cache_enabled", os.environ.get("DYAD_TEST_CACHE", "on") != "off")
     settings = Settings(database_url=url, **overrides)  # type: ignore[arg-type]
     return TestClient(create_app(settings), raise_server_exceptions=False)
 
