@@ -34,7 +34,7 @@ test: $(DEV_STAMP) browser
 
 ## test-nocache: the suite on SQLite with the response cache off (CI runs both)
 test-nocache: $(DEV_STAMP) browser
-	DYAD_TEST_CACHE=off DYAD_TEST_DATABASE_URL= $(BIN)/python -m pytest -n 2 -q
+	DYAD_TEST_CACHE=off DYAD_TEST_DATABASE_URL= $(BIN)/python -m pytest -n 2 -q -rfE
 
 ## browser: Debian's chromium for the explorer's browser test, when missing and apt can install it
 ## (without it, that test skips and says why)

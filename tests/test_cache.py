@@ -29,7 +29,7 @@ class Statements:
 
 
 def test_a_repeat_touches_no_database(seeded_url: str) -> None:
-    with make_client(seeded_url) as client:
+    with make_client(seeded_url, cache_enabled=True) as client:
         app: Any = client.app
         first = ok(client.get("/v1/relations/KZ/AZ"))
         reads = app.state.revision.source.reads
@@ -44,7 +44,7 @@ def test_a_repeat_touches_no_database(seeded_url: str) -> None:
 
 
 def test_revalidation_and_representations(seeded_url: str) -> None:
-    with make_client(seeded_url) as client:
+    with make_client(seeded_url, cache_enabled=True) as client:
         as_json = client.get("/v1/treaties")
         as_csv = client.get("/v1/treaties", headers={"Accept": "text/csv"})
         again_csv = client.get("/v1/treaties", headers={"Accept": "text/csv"})
@@ -65,7 +65,7 @@ def test_a_write_in_another_process_is_seen_at_once(seeded_url: str, tmp_path: P
             '"title": "A corrected title"',
         )
     )
-    with make_client(seeded_url) as client:
+    with make_client(seeded_url, cache_enabled=True) as client:
         path = "/v1/sources/azernews-2022-08-24-tokayev-baku"
         before = ok(client.get(path))
         assert ok(client.get(path)) == before  # now cached
