@@ -15,23 +15,12 @@ from fastapi.testclient import TestClient
 
 from app import api_keys
 from app.db import create_db_engine
+from app.records import ENTITY_TYPE
 
 SOURCE = "azernews-2022-08-24-tokayev-baku"
 TRADE = "az-kz-2021-turnover-azernews"
 TREATY = "kz-az-strategic-partnership-2005"
 CITE = [{"source": SOURCE, "quote": "A sentence of the source that says so."}]
-TYPES = {
-    "sources": "source",
-    "organizations": "organization",
-    "people": "person",
-    "relations": "relation",
-    "treaties": "treaty",
-    "visits": "visit",
-    "trade": "trade",
-    "routes": "route",
-    "memberships": "membership",
-    "figures": "figure",
-}
 # A new entity of each collection, in the write format.
 NEW: dict[str, dict[str, Any]] = {
     "sources": {
@@ -226,7 +215,7 @@ def pointers(body: dict[str, Any]) -> set[str]:
 
 @pytest.mark.parametrize("collection", NEW)
 def test_create_read_update_delete(api: Api, collection: str) -> None:
-    new, kind = NEW[collection], TYPES[collection]
+    new, kind = NEW[collection], ENTITY_TYPE[collection]
     id_, path = new["id"], f"/v1/{collection}"
     start = api.revision()
     other = api.get(f"{path}/{OTHER[collection]}")
