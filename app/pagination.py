@@ -122,7 +122,10 @@ def order_by(
             )
             clauses += [first.nulls_last(), last.nulls_last()]
         else:
-            clauses.append((column.desc() if descending else column.asc()).nulls_last())
+            clause = column.desc() if descending else column.asc()
+            # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep the
+            # database from reading the order off an index.
+            clauses.append(clause.nulls_last() if getattr(column, "nullable", True) else clause)
     clauses.append(tie_break.asc())
     return clauses
 
