@@ -230,7 +230,8 @@ PATHS = {
     "dossier": "/v1/relations/{a}/{b}",
     "timeline": "/v1/relations/{a}/{b}/timeline",
     "trade page (pair)": "/v1/trade?country={b}&partner={a}",
-    "search": "/v1/search?q=trade",
+    "search": "/v1/search?q=Tokayev",
+    "search (every row matches)": "/v1/search?q=trade",
     "trade first page": "/v1/trade",
     "trade deep page": "/v1/trade?offset={deep}",
 }
@@ -353,21 +354,23 @@ def targets(results: list[Result], args: argparse.Namespace) -> list[Target]:
         if r and trade_ds:
             ratio = r.requests_per_second / trade_ds.requests_per_second
             check(f"cold {name} ≥ 3x Datasette's trade page", f"{ratio:.1f}x", ratio >= 3)
-    worst = max((r for r in results if r.server.startswith("dyad")), key=lambda r: r.p99_ms)
-    check(
-        "p99 < 20 ms (every Dyad row)", f"{worst.p99_ms:.1f} ms ({worst.name})", worst.p99_ms < 20
-    )
+    for label, prefix in (("cached", "dyad/cache"), ("uncached", "dyad/no-cache")):
+        rows = [r for r in results if r.server == prefix]
+        if rows:
+            worst = max(rows, key=lambda r: r.p99_ms if r.p99_ms == r.p99_ms else float("inf"))
+            reached = f"{worst.p99_ms:.1f} ms ({worst.name})"
+            check(f"p99 < 20 ms ({label} SQLite reads)", reached, worst.p99_ms < 20)
     first = find(results, "dyad/no-cache", "trade first page")
     deep = find(results, "dyad/no-cache", "trade deep page")
     if first and deep:
-        ratio = deep.p50_ms / first.p50_ms
+        ratio = deep.p50_ms / first.p50_ms if first.p50_ms > 0 else float("nan")
         check("deep page p50 ≤ 2x first page (no cache)", f"{ratio:.2f}x", ratio <= 2)
     if args.scale_rows:
         for name in SCALED:
             small = find(results, "dyad/no-cache", name)
             large = find(results, f"dyad/no-cache/{args.scale_rows:,}", name)
             if small and large:
-                ratio = large.p50_ms / small.p50_ms
+                ratio = large.p50_ms / small.p50_ms if small.p50_ms > 0 else float("nan")
                 check(
                     f"{name} p50 at {args.scale_rows:,} rows ≤ 1.3x at {args.rows:,}",
                     f"{ratio:.2f}x",
@@ -378,7 +381,7 @@ def targets(results: list[Result], args: argparse.Namespace) -> list[Target]:
         for r in results
         if r.server == "dyad/pg/no-cache"
     ]
-    pairs = [(s, p) for s, p in pg if s is not None]
+    pairs = [(s, p) for s, p in pg if s is not None and s.p50_ms > 0 and p.p50_ms > 0]
     if pairs:
         ratio = max(p.p50_ms / s.p50_ms for s, p in pairs)
         check("PostgreSQL p50 ≤ 1.5x SQLite (worst endpoint)", f"{ratio:.2f}x", ratio <= 1.5)
