@@ -31,7 +31,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from functools import cache
-from itertools import chain
+from operator import itemgetter
 from typing import IO, Literal, NamedTuple
 
 import pycountry
@@ -72,6 +72,11 @@ SKIP_REASONS = {
 }
 COLUMNS = "refYear (or period), reporterISO (or reporterCode), partnerISO (or partnerCode), "
 COLUMNS += "flowCode and primaryValue"
+# The cells a row is read from (what _row unpacks).
+CELLS = (
+    *("reporteriso", "reportercode", "reporterdesc", "partneriso", "partnercode", "partnerdesc"),
+    *("flowcode", "primaryvalue", "freqcode", "refyear", "period", *TOTALS),
+)
 REQUIRED = {
     "refYear": ("refyear", "period"),
     "reporterISO": ("reporteriso", "reportercode"),
@@ -108,14 +113,13 @@ class Side(NamedTuple):
     code: str = ""
     column: str = ""
     message: str = ""
+    place: int = -1  # a country's place among all (see _countries), for the duplicate check
 
 
 # A row's trade figure before it is one: id, reporter, partner, year, flow, value, quote.
-_Fields = tuple[str, str, str, int, Flow, int, str]
-
-
-def trade_id(reporter: str, partner: str, year: int, flow: str) -> str:
-    return f"comtrade-{reporter}-{partner}-{year}-{flow}".lower()
+Figure = tuple[str, str, str, int, Flow, int, str]
+BLOCK_BYTES = 1 << 20  # read at a time; lines are cut from the blocks
+MEMO_SIZE = 4_096  # cell values remembered with what they mean; a file repeats the same ones
 
 
 def parse_value(text: str) -> int:
@@ -136,12 +140,30 @@ def parse_value(text: str) -> int:
         raise ValueError(f"{text[:40]!r} is not a number of US dollars") from None
 
 
+def _plain_value(text: str) -> int | None:
+    """:func:`parse_value` of the common ``123`` or ``123.45`` without going through Decimal,
+    or None when the text is anything else (which parse_value then reads)."""
+    whole, _, cents = text.partition(".")
+    if not (whole.isascii() and whole.isdigit() and 0 < len(whole) < 18):
+        return None
+    value = int(whole)
+    if not cents:
+        return value
+    if not (cents.isascii() and cents.isdigit()):
+        return None
+    # Half to even: above one half rounds up, exactly one half rounds to the even neighbour.
+    if cents[0] > "5" or (cents[0] == "5" and (cents.rstrip("0") != "5" or value % 2)):
+        value += 1
+    return value
+
+
 class ComtradeFile:
     """One pass over a Comtrade CSV, holding one row at a time.
 
-    Iterating yields the trade figures of the rows without problems; meanwhile ``rows``
-    counts the data rows, ``skipped`` the rows skipped by reason, and :meth:`all_problems`
-    lists what is wrong. ``progress`` is told the bytes and rows read so far, now and then.
+    Iterating yields the trade figures of the rows without problems (:meth:`figures` yields
+    them as plain tuples, which is faster); meanwhile ``rows`` counts the data rows,
+    ``skipped`` the rows skipped by reason, and :meth:`all_problems` lists what is wrong.
+    ``progress`` is told the bytes and rows read so far, every ``progress_every`` rows.
     """
 
     def __init__(
@@ -164,12 +186,17 @@ class ComtradeFile:
         self.problems: list[Problem] = []
         self.problem_count = 0
         self._line = 0
-        self._raw: list[str] = []
         self._names: list[str] = []
         self._columns: dict[str, int] = {}
+        self._delimiter = ","
         # One bit per (reporter, partner, flow) and year seen: duplicates found in ~15 kB a
         # year of data, where a set of ids would grow with the file.
         self._seen: dict[int, bytearray] = {}
+        # What the cells of a side (ISO, code, description) and of the year name: a file
+        # holds a few hundred different ones, each worked out once.
+        self._sides: dict[tuple[str, str, str, str], Side] = {}
+        self._years: dict[tuple[str, str], int | tuple[str, str]] = {}
+        self._cells: Callable[[list[str]], tuple[str, ...]] = itemgetter(*[-1] * len(CELLS))
 
     def all_problems(self) -> list[Problem]:
         more = self.problem_count - len(self.problems)
@@ -177,38 +204,8 @@ class ComtradeFile:
             return list(self.problems)
         return [*self.problems, Problem("", f"… and {more} more problem(s) not listed")]
 
-    # --- reading ----------------------------------------------------------------------
-
-    def _problem(self, where: str, message: str) -> None:
-        self.problem_count += 1
-        if len(self.problems) < self.max_problems:
-            self.problems.append(Problem(where, message))
-
-    def _lines(self) -> Iterator[str]:
-        """The file's lines as text, each also kept in ``_raw`` for the row's quote."""
-        while raw := self.stream.readline(MAX_LINE_BYTES + 1):
-            self.bytes_read += len(raw)
-            self._line += 1
-            if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                while raw and not raw.endswith(b"\n"):  # skip the rest of the line
-                    raw = self.stream.readline(MAX_LINE_BYTES)
-                    self.bytes_read += len(raw)
-                where = pointer("line", self._line)
-                self._problem(where, f"the line is longer than {MAX_LINE_BYTES} bytes")
-                raw = b"\n"
-            if self._line == 1:
-                raw = raw.removeprefix(b"\xef\xbb\xbf")
-            try:
-                text = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                where = pointer("line", self._line)
-                self._problem(where, f"not UTF-8 text (byte {exc.start + 1} of the line)")
-                text = raw.decode("utf-8", "replace")
-            self._raw.append(text)
-            yield text
-
     def __iter__(self) -> Iterator[TradeRecord]:
-        for id_, reporter, partner, year, flow, value, quote in self._rows():
+        for id_, reporter, partner, year, flow, value, quote in self.figures():
             yield TradeRecord.model_construct(
                 id=id_,
                 reporter=reporter,
@@ -223,15 +220,81 @@ class ComtradeFile:
 
     def check(self) -> list[Problem]:
         """Read the whole file for its problems only (faster than making the records)."""
-        for _ in self._rows():
+        for _ in self.figures():
             pass
         return self.all_problems()
 
-    def _rows(self) -> Iterator[_Fields]:
+    # --- reading ----------------------------------------------------------------------
+
+    def _problem(self, where: str, message: str) -> None:
+        self.problem_count += 1
+        if len(self.problems) < self.max_problems:
+            self.problems.append(Problem(where, message))
+
+    def _lines(self) -> Iterator[str]:
+        """The file's lines as text, each with its ``\\n``, cut from large blocks: the same
+        lines as ``readline`` would give, but a line longer than :data:`MAX_LINE_BYTES`
+        becomes a problem and an empty line, so that a file without line breaks stays small."""
+        tail = b""  # the start of a line whose end is not read yet
+        skipping = False  # inside an overlong line, which is dropped up to its end
+        while block := self.stream.read(BLOCK_BYTES):
+            if skipping:
+                end = block.find(b"\n")
+                self.bytes_read += len(block) if end < 0 else end + 1
+                if end < 0:
+                    continue
+                block, skipping = block[end + 1 :], False
+            lines = (tail + block if tail else block).split(b"\n")
+            tail = lines.pop()
+            for raw in lines:
+                yield self._text(raw, "\n")
+            if len(tail) > MAX_LINE_BYTES:
+                self.bytes_read += len(tail)  # and the rest as it is skipped
+                yield self._text(b"", "", overlong=True)
+                tail, skipping = b"", True
+        if tail:
+            yield self._text(tail, "")
+
+    def _text(self, raw: bytes, end: str, *, overlong: bool = False) -> str:
+        self._line += 1
+        if overlong or len(raw) > MAX_LINE_BYTES:
+            self.bytes_read += len(raw) + len(end)
+            where = pointer("line", self._line)
+            self._problem(where, f"the line is longer than {MAX_LINE_BYTES} bytes")
+            return "\n"
+        self.bytes_read += len(raw) + len(end)
+        if self._line == 1:
+            raw = raw.removeprefix(b"\xef\xbb\xbf")
+        try:
+            return raw.decode("utf-8") + end
+        except UnicodeDecodeError as exc:
+            where = pointer("line", self._line)
+            self._problem(where, f"not UTF-8 text (byte {exc.start + 1} of the line)")
+            return raw.decode("utf-8", "replace") + end
+
+    def _record(self, text: str, lines: Iterator[str], line: int) -> tuple[list[str], str]:
+        """The fields of the record that starts with ``text`` (quoted fields may hold line
+        breaks, so it takes the lines it needs from ``lines``), and its whole text."""
+        parts = [text]
+
+        def source() -> Iterator[str]:
+            yield text
+            for more in lines:
+                parts.append(more)
+                yield more
+
+        try:
+            row = next(csv.reader(source(), delimiter=self._delimiter), [])
+        except csv.Error as exc:
+            self._problem(pointer("line", line), f"not a well-formed CSV line: {exc}")
+            row = []
+        return row, "".join(parts)
+
+    def figures(self) -> Iterator[Figure]:
+        """The trade figures of the rows without problems, as tuples."""
         lines = self._lines()
         first = next(lines, None)
         while first is not None and not first.strip():
-            self._raw.clear()
             first = next(lines, None)
         if first is None:
             self._problem(
@@ -239,33 +302,29 @@ class ComtradeFile:
                 f"the file is empty: a Comtrade CSV starts with a header line naming {COLUMNS}",
             )
             return
-        delimiter = "\t" if "\t" in first and "," not in first else ","
-        reader = csv.reader(chain([first], lines), delimiter=delimiter)
-        start = self._line
-        header = True
-        while True:
-            try:
-                row = next(reader)
-            except StopIteration:
-                break
-            except csv.Error as exc:
-                self._problem(pointer("line", start), f"not a well-formed CSV line: {exc}")
-                row = []
-            text = "".join(self._raw)
-            if header:
-                if not self._header(row, start):
-                    return
-                header = False
-            elif row:
-                record = self._row(start, row, text)
-                if record is not None:
-                    yield record
-            if self.progress is not None and self.rows % self.progress_every == 0:
-                self.progress(self.bytes_read, self.rows)
-            start = self._line + 1
-            self._raw.clear()
-        if self.progress is not None:
-            self.progress(self.bytes_read, self.rows)
+        self._delimiter = delimiter = "\t" if "\t" in first and "," not in first else ","
+        line = self._line
+        if not self._header(self._record(first, lines, line)[0], line):
+            return
+        every, progress = self.progress_every, self.progress
+        for text in lines:
+            line = self._line
+            # Most lines hold no quotes: their fields are the text between delimiters,
+            # exactly as the csv module reads them. Others go through the csv module.
+            body = text[:-2] if text.endswith("\r\n") else text.rstrip("\n")
+            if '"' in body or "\r" in body:
+                row, text = self._record(text, lines, line)
+            else:
+                row = body.split(delimiter) if body else []
+            if not row:
+                continue
+            figure = self._row(line, row, text)
+            if figure is not None:
+                yield figure
+            if progress is not None and self.rows % every == 0:
+                progress(self.bytes_read, self.rows)
+        if progress is not None:
+            progress(self.bytes_read, self.rows)
 
     def _header(self, row: list[str], line: int) -> bool:
         self._names = row
@@ -279,27 +338,32 @@ class ComtradeFile:
                 pointer("line", line),
                 f"the header has no {name} column: a Comtrade CSV names {COLUMNS}",
             )
+        # The cells a row is read from, in the order of CELLS; -1 (the empty cell _row
+        # appends) for a column the file does not have.
+        self._cells = itemgetter(*(self._columns.get(key, -1) for key in CELLS))
         return not missing
 
     # --- one row ----------------------------------------------------------------------
 
-    def _cell(self, row: list[str], key: str) -> str:
-        i = self._columns.get(key)
-        return row[i].strip() if i is not None else ""
-
     def _at(self, line: int, key: str) -> str:
         return pointer("line", line, self._names[self._columns[key]].strip())
 
-    def _row(self, line: int, row: list[str], text: str) -> _Fields | None:
+    def _row(self, line: int, row: list[str], text: str) -> Figure | None:
         self.rows += 1
         if len(row) != len(self._names):
             self._problem(
                 pointer("line", line), f"{len(row)} fields, but the header names {len(self._names)}"
             )
             return None
-        reporter = self._side(row, "reporter")
-        partner = self._side(row, "partner")
-        reason = self._skip_reason(row, reporter, partner)
+        row.append("")  # the cell of the columns the file does not have
+        r_iso, r_code, r_desc, p_iso, p_code, p_desc, flow_code, amount, frequency, *rest = (
+            self._cells(row)
+        )
+        ref_year, period, *totals = rest
+        reporter = self._side("reporter", r_iso, r_code, r_desc)
+        partner = self._side("partner", p_iso, p_code, p_desc)
+        flow_code = flow_code.strip()
+        reason = self._skip_reason(reporter, partner, flow_code, totals)
         if reason is not None:
             self.skipped[reason] += 1
             return None
@@ -309,49 +373,57 @@ class ComtradeFile:
             self._problem(pointer("line", line), "the line holds a NUL character")
         elif len(quote) > MAX_QUOTE:
             self._problem(pointer("line", line), f"the line is longer than {MAX_QUOTE} characters")
-        frequency = self._cell(row, "freqcode")
-        if frequency and frequency.upper() != "A":
+        if frequency != "A" and (frequency := frequency.strip()) and frequency.upper() != "A":
             self._problem(
                 self._at(line, "freqcode"),
                 f"freqCode {frequency[:20]!r}: only annual figures (A) can be imported",
             )
-        flow = FLOWS.get(self._cell(row, "flowcode").upper())
+        flow = FLOWS.get(flow_code) or FLOWS.get(flow_code.upper())
         if flow is None:
-            code = self._cell(row, "flowcode")
             self._problem(
                 self._at(line, "flowcode"),
-                f"unknown flowCode {code[:20]!r}: X (export) and M (import) are imported, "
+                f"unknown flowCode {flow_code[:20]!r}: X (export) and M (import) are imported, "
                 f"{', '.join(sorted(OTHER_FLOWS))} are skipped",
             )
-        year = self._year(line, row)
+        year = self._year(line, ref_year, period)
         for side in (reporter, partner):
             if side.kind == "problem":
                 self._problem(self._at(line, side.column), side.message)
-        value = self._value(line, row)
+        value = self._value(line, amount)
         if reporter.kind == partner.kind == "country" and reporter.code == partner.code:
-            key = "partneriso" if self._cell(row, "partneriso") else "partnercode"
+            key = "partneriso" if p_iso.strip() else "partnercode"
             self._problem(self._at(line, key), "the partner is the reporter")
         if self.problem_count > before or flow is None or year is None or value is None:
             return None
-        if self._seen_before(reporter.code, partner.code, year, flow):
+        if self._seen_before(reporter, partner, year, flow):
             self._problem(
                 pointer("line", line),
                 "an earlier row has the same reporter, partner, year and flow",
             )
             return None
-        id_ = trade_id(reporter.code, partner.code, year, flow)
+        id_ = f"comtrade-{reporter.code}-{partner.code}-{year}-{flow}".lower()
         return id_, reporter.code, partner.code, year, flow, value, quote
 
-    def _side(self, row: list[str], side: str) -> Side:
-        iso = self._cell(row, f"{side}iso")
-        code = self._cell(row, f"{side}code")
+    def _side(self, side: str, iso: str, code: str, desc: str) -> Side:
+        cells = (side, iso, code, desc)
+        found = self._sides.get(cells)
+        if found is None:
+            if len(self._sides) >= MEMO_SIZE:
+                self._sides.clear()
+            found = self._sides[cells] = self._side_of(
+                side, iso.strip(), code.strip(), desc.strip()
+            )
+        return found
+
+    def _side_of(self, side: str, iso: str, code: str, desc: str) -> Side:
         if iso.upper() == WORLD_ISO or code == str(WORLD_CODE):
             return Side("world")
-        if self._cell(row, f"{side}desc").lower() == WORLD_NAME:
+        if desc.lower() == WORLD_NAME:
             return Side("world")
-        by_alpha3, by_numeric, _ = _countries()
+        by_alpha3, by_numeric, index = _countries()
         if iso and iso.upper() in by_alpha3:
-            return Side("country", by_alpha3[iso.upper()])
+            alpha2 = by_alpha3[iso.upper()]
+            return Side("country", alpha2, place=index[alpha2])
         if code:
             if not _DIGITS.fullmatch(code) or len(code) > 6:
                 message = f"{code[:20]!r} is not a Comtrade country code (a number such as 398)"
@@ -365,7 +437,7 @@ class ComtradeFile:
             if found is None:
                 message = f"unknown Comtrade country code {code!r}"
                 return Side("problem", column=f"{side}code", message=message)
-            return Side("country", found)
+            return Side("country", found, place=index[found])
         if iso:
             message = (
                 f"unknown country code {iso[:20]!r}: {side}ISO is an ISO 3166-1 alpha-3 code "
@@ -377,49 +449,60 @@ class ComtradeFile:
             "problem", column=column, message=f"no {side}: {side}ISO and {side}Code are empty"
         )
 
-    def _skip_reason(self, row: list[str], reporter: Side, partner: Side) -> str | None:
-        kinds = {reporter.kind, partner.kind}
+    def _skip_reason(
+        self, reporter: Side, partner: Side, flow_code: str, totals: list[str]
+    ) -> str | None:
+        kinds = (reporter.kind, partner.kind)
         if "world" in kinds:
             return "world"
         if "area" in kinds:
             return "area"
-        for key, total in TOTALS.items():
-            value = self._cell(row, key)
-            if value and value.upper() != total:
+        for value, total in zip(totals, TOTALS.values(), strict=True):
+            if value and value != total and (value := value.strip()) and value.upper() != total:
                 return "breakdown"
-        if self._cell(row, "flowcode").upper() in OTHER_FLOWS:
+        if flow_code.upper() in OTHER_FLOWS:
             return "flow"
         return None
 
-    def _year(self, line: int, row: list[str]) -> int | None:
-        key = "refyear" if self._cell(row, "refyear") or "period" not in self._columns else "period"
-        text = self._cell(row, key)
+    def _year(self, line: int, ref_year: str, period: str) -> int | None:
+        cells = (ref_year, period)
+        found = self._years.get(cells)
+        if found is None:
+            if len(self._years) >= MEMO_SIZE:
+                self._years.clear()
+            found = self._years[cells] = self._year_of(ref_year.strip(), period.strip())
+        if isinstance(found, int):
+            return found
+        self._problem(self._at(line, found[0]), found[1])
+        return None
+
+    def _year_of(self, ref_year: str, period: str) -> int | tuple[str, str]:
+        """The year of these cells, or the column and message of its problem."""
+        key = "refyear" if ref_year or "period" not in self._columns else "period"
+        text = ref_year if key == "refyear" else period
         if not text:
-            self._problem(self._at(line, key), "no year: refYear and period are empty")
-            return None
+            return key, "no year: refYear and period are empty"
         digits = text[:4] if key == "period" and len(text) == 6 else text
         if not (_DIGITS.fullmatch(text) and len(digits) == 4):
-            self._problem(self._at(line, key), f"{text[:20]!r} is not a year such as 2021")
-            return None
+            return key, f"{text[:20]!r} is not a year such as 2021"
         year = int(digits)
         if not MIN_YEAR <= year <= MAX_YEAR:
-            self._problem(
-                self._at(line, key), f"year {year} is not between {MIN_YEAR} and {MAX_YEAR}"
-            )
-            return None
+            return key, f"year {year} is not between {MIN_YEAR} and {MAX_YEAR}"
         return year
 
-    def _value(self, line: int, row: list[str]) -> int | None:
+    def _value(self, line: int, text: str) -> int | None:
+        value = _plain_value(text)
+        if value is not None:
+            return value
         try:
-            return parse_value(self._cell(row, "primaryvalue"))
+            return parse_value(text)
         except ValueError as exc:
             self._problem(self._at(line, "primaryvalue"), str(exc))
             return None
 
-    def _seen_before(self, reporter: str, partner: str, year: int, flow: Flow) -> bool:
-        index = _countries()[2]
-        size = len(index)
-        bit = (index[reporter] * size + index[partner]) * 2 + (flow == "import")
+    def _seen_before(self, reporter: Side, partner: Side, year: int, flow: Flow) -> bool:
+        size = len(_countries()[2])
+        bit = (reporter.place * size + partner.place) * 2 + (flow == "import")
         seen = self._seen.get(year)
         if seen is None:
             seen = self._seen[year] = bytearray((size * size * 2 + 7) // 8)

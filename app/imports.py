@@ -1,12 +1,14 @@
 """Bulk imports, all or nothing: ``POST /v1/imports`` and ``dyad import``.
 
 A dataset in the seed format goes through :func:`app.dataset.load`. A UN Comtrade CSV
-(:mod:`app.comtrade`) is read twice from its file, one row at a time: the first pass checks
-every row and lists every problem; only a file without any is read again and written, in
-one transaction, :data:`BATCH_SIZE` rows at a time, each batch's changes going to the feed
-under the revision the import makes at the end. So a million rows never sit in memory
-together, and a failure anywhere rolls everything back. A dry run does all the writing and
-then rolls back, so its counts are exactly those of the real import.
+(:mod:`app.comtrade`) is read once, as a stream, and written in one transaction,
+:data:`BATCH_SIZE` figures at a time (:class:`app.dataset.TradeUpserts`: a dozen set-based
+statements per batch), each batch's changes going to the feed under the revision the import
+makes at the end. From the first problem on nothing more is written, but the file is read
+to its end so that every problem is listed; then the transaction rolls back. So a million
+rows never sit in memory together, and a failure anywhere leaves the database as it was. A
+dry run does all the writing and then rolls back, so its counts are exactly those of the
+real import.
 """
 
 from __future__ import annotations
@@ -16,29 +18,32 @@ import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
+from itertools import islice
 from typing import IO, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, select
 from starlette.concurrency import run_in_threadpool
 
 from app import dataset, search
+from app import models as m
 from app.api_keys import ImportKey
-from app.comtrade import SKIP_REASONS, ComtradeFile
+from app.comtrade import SKIP_REASONS, ComtradeFile, Figure
 from app.countries import EngineDep
-from app.dataset import DatasetInvalid, LoadReport
+from app.dataset import DatasetInvalid, LoadReport, StagedTrade
 from app.db import write_transaction
+from app.models import table
 from app.problems import InvalidInput, Problem, problem_responses
 from app.readers import read_collection
 from app.records import COLLECTIONS, SourceRecord
 from app.validation import parse_dataset
 
 Format = Literal["seed", "comtrade"]
-BATCH_SIZE = 5_000
+BATCH_SIZE = 50_000  # figures per set-based round; staged a few thousand at a time
 SPOOL_BYTES = 1 << 20  # an upload past this size waits on disk, not in memory
-# Told (phase, completed, total, rows): phases "check" and "write"; completed and total
-# count bytes for a CSV, records for a dataset.
+# Told (phase, completed, total, rows), phase "write" (a CSV is read and written in one
+# pass); completed and total count bytes for a CSV, records for a dataset.
 Progress = Callable[[str, int, int, int], None]
 # Called inside the transaction after each batch with the rows written so far: a test
 # raises from it to show that a failure half way leaves the database as it was.
@@ -190,44 +195,43 @@ def import_comtrade(
     progress: Progress | None = None,
 ) -> LoadReport:
     """Import a Comtrade CSV from a seekable binary file, citing ``source``, writing
-    ``batch_size`` rows (default :data:`BATCH_SIZE`) at a time."""
+    ``batch_size`` figures (default :data:`BATCH_SIZE`) at a time."""
     with engine.connect() as connection:
         source_to_create(connection, source)  # refuse bad options before reading anything
     assert source.id is not None
     size = stream.seek(0, 2)
-
-    def told(phase: str) -> Callable[[int, int], None] | None:
-        if progress is None:
-            return None
-        return lambda completed, rows: progress(phase, completed, size, rows)
-
     stream.seek(0)
-    problems = ComtradeFile(stream, source.id, progress=told("check")).check()
-    if problems:
-        raise DatasetInvalid(problems)
 
-    stream.seek(0)
+    def told(done: int, rows: int) -> None:
+        if progress is not None:
+            progress("write", done, size, rows)
+
+    rows = ComtradeFile(stream, source.id, progress=told)
     report = LoadReport(dry_run=dry_run)
     try:
         with write_transaction(engine) as connection:
             revision = dataset.lock_revision(connection) + 1
             at = datetime.now(UTC)
-            changed = False
             new_source = source_to_create(connection, source)
             if new_source is not None:
-                changed |= _write(connection, "sources", [new_source], report, revision, at)
-            rows = ComtradeFile(stream, source.id, progress=told("write"))
-            written = 0
-            for batch in _batches(rows, batch_size or BATCH_SIZE):
-                changed |= _write(connection, "trade", batch, report, revision, at)
-                written += len(batch)
-                if after_batch is not None:
-                    after_batch(written)
-            if rows.problem_count:  # the file changed since it was checked
+                changes = dataset.upsert_records(connection, "sources", [new_source], report)
+                dataset.record_changes(connection, revision, changes, at)
+                search.reindex(connection, changes)
+            staged = _staged(rows.figures(), _country_names(connection), source.id)
+            with dataset.TradeUpserts(connection, source.id, revision, at) as upserts:
+                written, figures = 0, iter(staged)
+                while batch := _stage_batch(upserts, figures, batch_size or BATCH_SIZE, rows):
+                    if rows.problem_count:
+                        continue  # the import fails: read on only to list every problem
+                    upserts.write(report)
+                    written += batch
+                    if after_batch is not None:
+                        after_batch(written)
+            if rows.problem_count:
                 raise DatasetInvalid(rows.all_problems())
             for reason, count in sorted(rows.skipped.items()):
                 report.skip(reason, count)
-            if changed:
+            if report.changed:
                 dataset.set_revision(connection, revision, at)
                 report.revision = revision
             else:
@@ -239,18 +243,55 @@ def import_comtrade(
     return report
 
 
-def _write(
-    connection: Connection,
-    collection: str,
-    records: list[Any],
-    report: LoadReport,
-    revision: int,
-    at: datetime,
-) -> bool:
-    changes = dataset.upsert_records(connection, collection, records, report)
-    dataset.record_changes(connection, revision, changes, at)
-    search.reindex(connection, changes)
-    return bool(changes)
+def _stage_batch(
+    upserts: dataset.TradeUpserts, figures: Iterator[StagedTrade], size: int, rows: ComtradeFile
+) -> int:
+    """Stage the next ``size`` figures a chunk at a time (none once the file has a problem),
+    and say how many were read."""
+    read = 0
+    for chunk in _batches(islice(figures, size), dataset.STAGE_ROWS):
+        if not rows.problem_count:
+            upserts.stage(chunk)
+        read += len(chunk)
+    return read
+
+
+def _country_names(connection: Connection) -> search.Names:
+    country = table(m.Country)
+    names = connection.execute(select(country.c.iso2, country.c.name))
+    return search.Names(country={iso2: name for iso2, name in names})
+
+
+def _staged(
+    figures: Iterable[Figure], names: search.Names, source_id: str
+) -> Iterator[StagedTrade]:
+    """Figures as TradeUpserts takes them, with their search documents as :mod:`app.search`
+    makes them: the title from :func:`app.search.document`; a title and quote in ASCII
+    without highlight marks need no cleaning, and the body is then the usual one (anything
+    else takes search's own way, which cleans it)."""
+    for seq, (id_, reporter, partner, year, flow, value, quote) in enumerate(figures):
+        record = {
+            "id": id_,
+            "reporter": reporter,
+            "partner": partner,
+            "year": year,
+            "flow": flow,
+            "value": value,
+            "currency": dataset.CURRENCY,
+            "sources": [{"source": source_id, "quote": quote}],
+        }
+        title = search.document("trade", record, names)[0]
+        body = None
+        if not (title.isascii() and quote.isascii() and _unmarked(quote)):
+            document = search._row("trade", record, names)
+            title, body = document["title"], document["body"]
+            if body == dataset.usual_body(value, quote):
+                body = None
+        yield seq, id_, reporter, partner, year, flow, value, quote, title, body
+
+
+def _unmarked(text: str) -> bool:
+    return search.MARK not in text and search.UNMARK not in text
 
 
 def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:

@@ -225,6 +225,20 @@ def test_values_that_are_not_amounts_are_problems(text: str, message: str) -> No
         parse_value(text)
 
 
+@settings(max_examples=500, deadline=None)
+@given(
+    text=st.from_regex(r"[0-9]{1,20}(\.[0-9]{0,8})?", fullmatch=True)
+    | st.from_regex(r"[0-9]{1,17}\.50*", fullmatch=True)
+    | st.text(max_size=25)
+)
+def test_the_quick_reading_of_plain_amounts_agrees_with_parse_value(text: str) -> None:
+    """The reader reads ``123`` and ``123.45`` without Decimal; whatever it reads so must be
+    what parse_value reads, and anything else it leaves to parse_value."""
+    quick = comtrade._plain_value(text)
+    if quick is not None:
+        assert quick == parse_value(text)
+
+
 # --- problems, each where it is ---------------------------------------------------------------
 
 
@@ -310,6 +324,44 @@ def test_an_overlong_line_is_a_problem() -> None:
     assert [p.pointer for p in file.all_problems()] == ["/line/2"]
     assert "longer than" in file.all_problems()[0].message
     assert [r.year for r in records] == [2020]
+
+
+def test_lines_read_in_blocks_are_the_lines_of_the_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Blocks cut lines, quoted fields, multi-byte characters and overlong lines anywhere:
+    what is read is the same whatever the block size."""
+    good = ",".join(GOOD[h] for h in HEADER)
+    lines = [
+        ",".join(HEADER),
+        good.replace("2021", "2001", 1),
+        good.replace("Kazakhstan", '"Kazakhstan,\r\nRepublic of"').replace("2021", "2002", 1),
+        good.replace("Azerbaijan", "Azərbaycan").replace("2021", "2003", 1),
+        good.replace("Kazakhstan", "K" * 45_000),
+        "",
+        good.replace("2021", "2004", 1).replace("231512345.21", "bad"),
+        good.replace("Azerbaijan", "Aser\x00baijan").replace("2021", "2005", 1),
+        good.replace("2021", "2006", 1),
+    ]
+    data = ("\ufeff" + "\r\n".join(lines)).encode()  # no line break at the end
+    data = data.replace("Azərbaycan".encode(), b"Az\xe9rbaycan", 1)
+
+    def outcome() -> tuple[list[TradeRecord], list[Problem], int, int]:
+        records, file = read(data)
+        return records, file.all_problems(), file.rows, file.bytes_read
+
+    whole = outcome()
+    # Line 5 is not UTF-8: a problem, though its row is read (with replacement characters).
+    assert [r.year for r in whole[0]] == [2001, 2002, 2003, 2006]
+    assert "\r\nRepublic of" in whole[0][1].sources[0].quote
+    assert [p.pointer for p in whole[1]] == [
+        "/line/5",
+        "/line/6",
+        "/line/8/primaryValue",
+        "/line/9",
+    ]
+    assert whole[2:] == (6, len(data))
+    for size in (1, 7, 64, 4096, 44_999, 45_000, 45_001):
+        monkeypatch.setattr(comtrade, "BLOCK_BYTES", size)
+        assert outcome() == whole, size
 
 
 @pytest.mark.parametrize("data", [b"", b"\xef\xbb\xbf", b"\n\n  \n"])
