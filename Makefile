@@ -56,10 +56,11 @@ lint: $(DEV_STAMP)
 audit: $(DEV_STAMP)
 	$(BIN)/pip-audit --progress-spinner off -r requirements.lock
 
-## bench: the read benchmark (bench/run.py; BENCH_ARGS="--rows 1000000" for more data)
+## bench: the read benchmark (bench/run.py) and the import of 1M Comtrade rows (bench/measure_import.py; BENCH_ARGS="--rows 1000000" for more data)
 bench: $(DEV_STAMP)
 	$(BIN)/pip install --quiet -r requirements-bench.lock
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
+	$(BIN)/python bench/measure_import.py --rows 1000000 > bench/results/import.json
 
 ## lock: re-pin every dependency from pyproject.toml (needs the network)
 lock:
