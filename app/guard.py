@@ -50,6 +50,10 @@ class RequestGuard:
         if scope["method"] not in KNOWN_METHODS:
             await _method_not_allowed(scope, receive, send)
             return
+        if scope["method"] == "HEAD":
+            # A HEAD is the GET without its body (RFC 9110 9.3.2); FastAPI's routes name GET
+            # only, so they would answer it 405.
+            scope, send = {**scope, "method": "GET"}, _headers_only(send)
         limit = self.max_import if route_path(scope) == IMPORTS_PATH else self.max_body
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
@@ -97,6 +101,17 @@ class RequestGuard:
             await _too_large(limit)(scope, receive, send)
 
 
+def _headers_only(send: Send) -> Send:
+    """``send`` with every body left out: the headers (``Content-Length`` too) stay the GET's."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            message = {**message, "body": b""}
+        await send(message)
+
+    return wrapped
+
+
 def _too_large(limit: int) -> Response:
     # The rest of the body is never read: close the connection rather than drain it.
     return problem_response(
@@ -116,6 +131,8 @@ async def _method_not_allowed(scope: Scope, receive: Receive, send: Send) -> Non
         pattern = getattr(route, "path_regex", None)
         if pattern is not None and pattern.match(path):
             allowed |= set(route.methods or {"GET", "HEAD"})  # no methods: a mount of files
+    if "GET" in allowed:
+        allowed.add("HEAD")
     response = problem_response(
         405,
         f"{scope['method']} is not allowed on {path}. "

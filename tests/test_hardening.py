@@ -300,6 +300,19 @@ def test_trace_and_unknown_methods_are_405_on_every_path(client: TestClient) -> 
     assert "GET" in client.request("TRACE", "/v1/treaties").headers["allow"]
 
 
+def test_head_is_the_get_without_its_body(client: TestClient) -> None:
+    """HEAD works wherever GET does (FastAPI's routes name GET only, so it was a 405)."""
+    paths = ["/", "/healthz", "/docs", "/v1/relations/KZ/AZ", "/v1/trade?format=csv"]
+    paths += [fill(route.path, "kz") for route in get_routes(client)]
+    for path in paths:
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        for name in ("content-type", "content-length", "etag"):
+            assert head.headers.get(name) == got.headers.get(name), (path, name)
+    assert "HEAD" in client.request("TRACE", "/v1/treaties").headers["allow"]
+
+
 # --- 5. CORS --------------------------------------------------------------------------------
 
 CREDENTIALS = {"Cookie": "session=1", "Authorization": "Bearer dyad_" + "x" * 43}
