@@ -54,11 +54,19 @@ class RequestGuard:
             # A HEAD is the GET without its body (RFC 9110 9.3.2); FastAPI's routes name GET
             # only, so they would answer it 405.
             scope, send = {**scope, "method": "GET"}, _headers_only(send)
-        limit = self.max_import if route_path(scope) == IMPORTS_PATH else self.max_body
+        importing = route_path(scope) == IMPORTS_PATH
+        limit = self.max_import if importing else self.max_body
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
             return
+        if importing and "authorization" not in Headers(scope=scope):
+            # The import route reads its body only after the key is checked; a body sent
+            # without one is read and counted here first, so that the 413 still comes first.
+            if not await _drained(receive, limit):
+                await _too_large(limit)(scope, _no_body, send)
+                return
+            receive = _no_body
         await self._counting(scope, receive, send, limit)
 
     async def _counting(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -99,6 +107,24 @@ class RequestGuard:
                 raise
         if exceeded and not started:
             await _too_large(limit)(scope, receive, send)
+
+
+async def _drained(receive: Receive, limit: int) -> bool:
+    """Read a body to its end, keeping nothing: whether it stayed within ``limit``."""
+    received, more = 0, True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        received += len(message.get("body", b""))
+        if received > limit:
+            return False
+        more = message.get("more_body", False)
+    return True
+
+
+async def _no_body() -> Message:
+    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _headers_only(send: Send) -> Send:

@@ -125,6 +125,12 @@ def test_imports_take_larger_bodies_than_other_writes(seeded_url: str) -> None:
         problem(client.post("/v1/imports", content=too_big, headers=json), 413)
         chunks = (too_big[i : i + 500] for i in range(0, len(too_big), 500))
         problem(client.post("/v1/imports", content=chunks, headers=json), 413)
+        # Without a key too, the size is refused first, streamed or not.
+        anonymous = {"Content-Type": "application/json"}
+        chunks = (too_big[i : i + 500] for i in range(0, len(too_big), 500))
+        problem(client.post("/v1/imports", content=chunks, headers=anonymous), 413)
+        chunks = (dataset[i : i + 500] for i in range(0, len(dataset), 500))
+        problem(client.post("/v1/imports", content=chunks, headers=anonymous), 401)
         assert client.get("/v1/sources/big-import").status_code == 404
 
 
