@@ -14,12 +14,12 @@ from starlette.datastructures import Headers, MutableHeaders
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.limits import READ_METHODS
 from app.problems import problem_response
 from app.settings import Settings
 
 IMPORTS_PATH = "/v1/imports"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # Answers must not say what serves them: an attacker would look up its known flaws.
 REVEALING_HEADERS = (b"server", b"x-powered-by")
 
@@ -54,13 +54,17 @@ class RequestGuard:
             # A HEAD is the GET without its body (RFC 9110 9.3.2); FastAPI's routes name GET
             # only, so they would answer it 405.
             scope, send = {**scope, "method": "GET"}, _headers_only(send)
+        if scope["method"] in READ_METHODS:  # no route reads their bodies: nothing to count
+            await self.app(scope, receive, send)
+            return
         importing = route_path(scope) == IMPORTS_PATH
         limit = self.max_import if importing else self.max_body
-        declared = Headers(scope=scope).get("content-length", "")
+        headers = Headers(scope=scope)
+        declared = headers.get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
             return
-        if importing and "authorization" not in Headers(scope=scope):
+        if importing and "authorization" not in headers:
             # The import route reads its body only after the key is checked; a body sent
             # without one is read and counted here first, so that the 413 still comes first.
             if not await _drained(receive, limit):
@@ -184,7 +188,7 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        writing = scope["method"] not in SAFE_METHODS
+        writing = scope["method"] not in READ_METHODS
 
         async def stamp(message: Message) -> None:
             if message["type"] == "http.response.start":
