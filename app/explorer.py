@@ -38,28 +38,25 @@ CONTENT_SECURITY_POLICY = "; ".join(
 )
 PAGE_HEADERS = {
     "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+# Read once: the files ship with the package and do not change while it runs.
+TEMPLATE = (ASSETS_DIR / "index.html").read_text(encoding="utf-8")
+CONTENTS = {name: (ASSETS_DIR / name).read_bytes() for name in ASSETS}
 
 router = APIRouter(include_in_schema=False)
 
 
-@router.api_route("/", methods=["GET", "HEAD"], response_class=HTMLResponse)
-@router.api_route("/explorer", methods=["GET", "HEAD"], response_class=HTMLResponse)
+@router.get("/", response_class=HTMLResponse)
+@router.get("/explorer", response_class=HTMLResponse)
 def get_explorer(request: Request) -> HTMLResponse:
-    template = (ASSETS_DIR / "index.html").read_text(encoding="utf-8")
-    page = template.replace("{{root}}", html.escape(root_path(request), quote=True))
+    page = TEMPLATE.replace("{{root}}", html.escape(root_path(request), quote=True))
     return HTMLResponse(page, headers=PAGE_HEADERS)
 
 
-@router.api_route(ASSETS_URL + "/{name}", methods=["GET", "HEAD"])
+@router.get(ASSETS_URL + "/{name}")
 def get_explorer_asset(name: str) -> Response:
     media_type = ASSETS.get(name)
     if media_type is None:
         raise NotFound(f"No explorer asset {name!r}. The assets are: {', '.join(sorted(ASSETS))}.")
-    return Response(
-        (ASSETS_DIR / name).read_bytes(),
-        media_type=media_type,
-        headers={"X-Content-Type-Options": "nosniff"},
-    )
+    return Response(CONTENTS[name], media_type=media_type)
