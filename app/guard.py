@@ -3,11 +3,15 @@
 :class:`RequestGuard` refuses, before routing, authentication or parsing: a method no route
 speaks (``TRACE``, ``FOO``: ``405``) and a body over the limit of its route (``413``). The
 size is checked on ``Content-Length`` when there is one and, in any case, on the bytes
-actually received, so a chunked body cannot slip past. :class:`SecurityHeaders` stamps every
-answer, cached ones and ``304`` included.
+actually received, so a chunked body cannot slip past. A key refused before the body was read
+(``401``, ``403``) does not hide a body over the limit: the rest of it is read and counted
+first, so that the answer is the ``413``. :class:`SecurityHeaders` stamps every answer, cached
+ones and ``304`` included.
 """
 
 from __future__ import annotations
+
+import contextlib
 
 from fastapi.routing import iter_route_contexts
 from starlette.datastructures import Headers, MutableHeaders
@@ -20,6 +24,8 @@ from app.settings import Settings
 
 IMPORTS_PATH = "/v1/imports"
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# Answers that refuse the key, given before the body is read: the body's size still comes first.
+KEY_REFUSALS = frozenset({401, 403})
 # Answers must not say what serves them: an attacker would look up its known flaws.
 REVEALING_HEADERS = (b"server", b"x-powered-by")
 
@@ -57,20 +63,11 @@ class RequestGuard:
         if scope["method"] in READ_METHODS:  # no route reads their bodies: nothing to count
             await self.app(scope, receive, send)
             return
-        importing = route_path(scope) == IMPORTS_PATH
-        limit = self.max_import if importing else self.max_body
-        headers = Headers(scope=scope)
-        declared = headers.get("content-length", "")
+        limit = self.max_import if route_path(scope) == IMPORTS_PATH else self.max_body
+        declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > limit:
             await _too_large(limit)(scope, receive, send)
             return
-        if importing and "authorization" not in headers:
-            # The import route reads its body only after the key is checked; a body sent
-            # without one is read and counted here first, so that the 413 still comes first.
-            if not await _drained(receive, limit):
-                await _too_large(limit)(scope, _no_body, send)
-                return
-            receive = _no_body
         await self._counting(scope, receive, send, limit)
 
     async def _counting(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
@@ -79,28 +76,42 @@ class RequestGuard:
         Past the limit ``receive`` raises. The app may turn that into an answer of its own
         (FastAPI makes any failure to read a body a 400), so from then on whatever it sends
         is dropped and the 413 is sent instead, unless an answer had already started.
+
+        An app that refuses the key (401, 403) answers before it reads the body: the rest of
+        the body is then read here, keeping nothing and stopping past the limit, and if it is
+        over, the 413 replaces the refusal. A valid key's body is read by the app alone, once.
+        Key guessing stays throttled: ``BadKeyThrottle`` (inside this guard) has counted the
+        401 by the time it gets here, and a throttled address gets its 429 without any of its
+        body being read, whatever its size.
         """
         received = 0
-        exceeded = started = False
+        ended = exceeded = started = False
 
         async def counted() -> Message:
-            nonlocal received, exceeded
+            nonlocal received, ended, exceeded
             if exceeded:
                 raise BodyTooLarge
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                ended = not message.get("more_body", False)
                 if received > limit:
                     exceeded = True
                     raise BodyTooLarge
+            else:  # http.disconnect: no more of the body will come
+                ended = True
             return message
 
         async def unless_exceeded(message: Message) -> None:
             nonlocal started
+            if message["type"] == "http.response.start" and not exceeded:
+                if message["status"] in KEY_REFUSALS and not ended:
+                    with contextlib.suppress(BodyTooLarge):
+                        while not ended:
+                            await counted()
+                started = not exceeded
             if exceeded and not started:
                 return
-            if message["type"] == "http.response.start":
-                started = True
             await send(message)
 
         try:
@@ -111,24 +122,6 @@ class RequestGuard:
                 raise
         if exceeded and not started:
             await _too_large(limit)(scope, receive, send)
-
-
-async def _drained(receive: Receive, limit: int) -> bool:
-    """Read a body to its end, keeping nothing: whether it stayed within ``limit``."""
-    received, more = 0, True
-    while more:
-        message = await receive()
-        if message["type"] != "http.request":
-            break
-        received += len(message.get("body", b""))
-        if received > limit:
-            return False
-        more = message.get("more_body", False)
-    return True
-
-
-async def _no_body() -> Message:
-    return {"type": "http.request", "body": b"", "more_body": False}
 
 
 def _headers_only(send: Send) -> Send:

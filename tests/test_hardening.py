@@ -134,6 +134,74 @@ def test_imports_take_larger_bodies_than_other_writes(seeded_url: str) -> None:
         assert client.get("/v1/sources/big-import").status_code == 404
 
 
+def chunked(body: bytes, size: int = 500) -> Iterator[bytes]:
+    """``body`` streamed in pieces: sent chunked, without Content-Length."""
+    return (body[i : i + size] for i in range(0, len(body), size))
+
+
+def test_a_body_over_the_limit_is_413_whatever_its_key(seeded_url: str) -> None:
+    """Refused or missing keys do not turn a too-large body into a 401: the size comes first."""
+    write, load = new_key(seeded_url), new_key(seeded_url, "import")
+    small_treaty = (
+        b'{"id": "too-big", "title": "T", "kind": "agreement", "signed": "2023-05", '
+        b'"parties": ["KZ", "031"], "sources": [{"source": "azernews-2022-08-24-tokayev-baku", '
+        b'"quote": "A sentence of the source that says so."}]}'
+    )
+    big_treaty = small_treaty[:-1] + b', "notes": "' + b"x" * 3000 + b'"}'
+    small_import = b'{"sources": [{"id": "imported", "title": "Imported"}]}'
+    big_import = b'{"sources": [{"id": "too-big", "title": "B", "notes": "' + b"x" * 6000 + b'"}]}'
+    routes = (
+        ("/v1/imports?dry_run=true", small_import, big_import, load, write),
+        ("/v1/treaties", small_treaty, big_treaty, write, load),
+    )
+    unknown = "dyad_" + "A" * 43
+    with make_client(seeded_url, max_body_bytes=1000, max_import_bytes=5000) as client:
+        before = revision(client)
+        for path, small, big, right, wrong in routes:
+            refused = [({}, 401), (bearer("nope"), 401), (bearer(unknown), 401)]
+            refused.append((bearer(wrong), 403))  # a key of another scope
+            for auth, status in refused:
+                headers = {"Content-Type": "application/json", **auth}
+                for body in (chunked(big), big):  # streamed, or over its Content-Length
+                    problem(client.post(path, content=body, headers=headers), 413)
+                # Under the limit, the key is what is wrong, streamed or not.
+                problem(client.post(path, content=chunked(small), headers=headers), status)
+                problem(client.post(path, content=small, headers=headers), status)
+            headers = {"Content-Type": "application/json", **bearer(right)}
+            problem(client.post(path, content=chunked(big), headers=headers), 413)
+        # A route that takes no body checks the key before anything else: the size still first.
+        delete, guess = "/v1/treaties/kz-az-strategic-partnership-2005", bearer("nope")
+        for body in (chunked(big_treaty), big_treaty):
+            problem(client.request("DELETE", delete, content=body, headers=guess), 413)
+        problem(client.request("DELETE", delete, content=chunked(small_treaty), headers=guess), 401)
+        assert revision(client) == before
+        # The right key, streamed, under the limit: read once, and written.
+        headers = {"Content-Type": "application/json", **bearer(write)}
+        response = client.post("/v1/treaties", content=chunked(small_treaty), headers=headers)
+        assert response.status_code == 201, response.text
+        assert client.get("/v1/treaties/too-big").status_code == 200
+        headers = {"Content-Type": "application/json", **bearer(load)}
+        response = client.post("/v1/imports", content=chunked(small_import), headers=headers)
+        assert response.status_code == 200, response.text
+        assert client.get("/v1/sources/imported").status_code == 200
+
+
+def test_a_throttled_address_gets_429_whatever_its_body(seeded_url: str) -> None:
+    big = b'{"sources": [{"id": "x", "title": "' + b"x" * 3000 + b'"}]}'
+    small = b'{"sources": [{"id": "x", "title": "x"}]}'
+    settings: dict[str, Any] = {"max_import_bytes": 1000, "bad_key_throttle": True}
+    with make_client(seeded_url, bad_key_limit=2, **settings) as client:
+        guess = {"Content-Type": "application/json", **bearer("dyad_" + "Q" * 43)}
+        # The import checks the key before it reads the body: a refused key is counted even
+        # when the answer is the 413 of its body.
+        problem(client.post("/v1/imports", content=chunked(big), headers=guess), 413)
+        problem(client.post("/v1/imports", content=chunked(small), headers=guess), 401)
+        # Throttled: 429 before any of the body is read, however large.
+        problem(client.post("/v1/imports", content=chunked(big), headers=guess), 429)
+        problem(client.post("/v1/imports", content=big, headers=guess), 413)  # Content-Length
+        problem(client.post("/v1/imports", content=small, headers=guess), 429)
+
+
 def test_deeply_nested_json_is_a_4xx(seeded_url: str) -> None:
     write, load = new_key(seeded_url), new_key(seeded_url, "import")
     with make_client(seeded_url) as client:
