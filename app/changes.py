@@ -47,7 +47,7 @@ router = APIRouter(prefix="/v1", tags=["changes"])
     response_model=ChangePage,
     responses={**CSV_RESPONSE, **problem_responses(422)},
 )
-def list_changes(
+async def list_changes(
     request: Request,
     engine: EngineDep,
     page: Annotated[PageParams, sorted_page(["revision"], "revision")],

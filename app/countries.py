@@ -115,14 +115,14 @@ def localize(items: Iterable[Country], lang: str | None) -> list[Country]:
     return [{**c, "local_name": translation.gettext(c["name"])} for c in items]
 
 
-def _engine(request: Request) -> Engine:
+async def _engine(request: Request) -> Engine:
     return request.app.state.engine  # type: ignore[no-any-return]
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 
-def _code_path(
+async def _code_path(
     engine: EngineDep,
     code: Annotated[
         str, Path(max_length=16, description="ISO 3166-1 alpha-2, alpha-3 or numeric.")
@@ -165,7 +165,7 @@ SORT_FIELDS = {
     response_model=Page[CountryPublic],
     responses={**CSV_RESPONSE, **problem_responses(422)},
 )
-def list_countries(
+async def list_countries(
     request: Request,
     engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
@@ -203,7 +203,7 @@ def list_countries(
     response_model=CountryPublic,
     responses=problem_responses(404, 422),
 )
-def get_country(engine: EngineDep, code: CountryPath, lang: LangQuery = None) -> Response:
+async def get_country(engine: EngineDep, code: CountryPath, lang: LangQuery = None) -> Response:
     return json_response(localize([country_index(engine)[code]], lang)[0])
 
 

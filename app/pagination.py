@@ -10,18 +10,32 @@ quantity) is spread into ``<field>_<part>`` columns, and an empty page still has
 row; a cell a spreadsheet would run as a formula is neutralised.
 """
 
+import base64
 import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
 import orjson
 from fastapi import Depends, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Table, and_, func, or_, select
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Float,
+    Integer,
+    String,
+    Table,
+    and_,
+    func,
+    or_,
+    select,
+)
+from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.responses import Response
 
 from app.problems import InvalidInput
@@ -50,14 +64,23 @@ class PageParams:
     offset: int
     sort: str | None
     format: Literal["json", "csv"] | None
+    cursor: str | None = None
 
 
-def sorted_page(fields: Iterable[str], default: str) -> Any:
-    """Page parameters whose ``sort`` accepts exactly ``fields`` (documented in OpenAPI)."""
+CURSOR_DESCRIPTION = (
+    "Where the page starts, as set in `next` links (opaque; follow the link rather than build "
+    "it). With a cursor a page is read from an index position instead of skipping `offset` "
+    "rows, so deep pages cost what the first one does; `offset` must be the one in the link."
+)
+
+
+def sorted_page(fields: Iterable[str], default: str, *, keyset: bool = False) -> Any:
+    """Page parameters whose ``sort`` accepts exactly ``fields`` (documented in OpenAPI);
+    with ``keyset``, also the ``cursor`` that ``next`` links carry."""
     names = sorted(fields)
     choice = "|".join(re.escape(n) for n in names)
 
-    def dependency(
+    async def dependency(
         limit: Annotated[
             int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
         ] = 50,
@@ -80,7 +103,15 @@ def sorted_page(fields: Iterable[str], default: str) -> Any:
     ) -> PageParams:
         return PageParams(limit=limit, offset=offset, sort=sort, format=format)
 
-    return Depends(dependency)
+    async def with_cursor(
+        page: Annotated[PageParams, Depends(dependency)],
+        cursor: Annotated[
+            str | None, Query(max_length=MAX_CURSOR, description=CURSOR_DESCRIPTION)
+        ] = None,
+    ) -> PageParams:
+        return replace(page, cursor=cursor)
+
+    return Depends(with_cursor if keyset else dependency)
 
 
 @dataclass(frozen=True)
@@ -95,14 +126,18 @@ class DateSort:
     end: ColumnElement[Any]
 
 
-def order_by(
+SortSpec = list[tuple[ColumnElement[Any] | DateSort, bool]]
+"""The fields of an order, each with whether it is descending; the tie-break comes last."""
+
+
+def sort_spec(
     sort: str | None,
     fields: Mapping[str, ColumnElement[Any] | DateSort],
     default: str,
     tie_break: ColumnElement[Any],
-) -> list[ColumnElement[Any]]:
-    """ORDER BY clauses for a ``sort`` parameter; unknown fields are a 422 problem."""
-    clauses: list[ColumnElement[Any]] = []
+) -> SortSpec:
+    """The order a ``sort`` parameter asks for; unknown fields are a 422 problem."""
+    spec: SortSpec = []
     for raw in (sort or default).split(","):
         name = raw.strip()
         descending = name.startswith("-")
@@ -113,7 +148,14 @@ def order_by(
                 f"Cannot sort by {name!r}. Sortable fields: {allowed}.",
                 errors=[{"param": "sort", "message": f"unknown sort field {name!r}"}],
             )
-        column = fields[name]
+        spec.append((fields[name], descending))
+    spec.append((tie_break, False))
+    return spec
+
+
+def order_clauses(spec: SortSpec) -> list[ColumnElement[Any]]:
+    clauses: list[ColumnElement[Any]] = []
+    for column, descending in spec:
         if isinstance(column, DateSort):
             first, last = (
                 (column.start.desc(), column.end.asc())
@@ -126,11 +168,24 @@ def order_by(
             # NULLS LAST only where a NULL can be: on a NOT NULL column it would keep the
             # database from reading the order off an index.
             clauses.append(clause.nulls_last() if getattr(column, "nullable", True) else clause)
-    clauses.append(tie_break.asc())
     return clauses
 
 
-def either_way(first: Any, second: Any, x: str, y: str) -> ColumnElement[bool]:
+def order_by(
+    sort: str | None,
+    fields: Mapping[str, ColumnElement[Any] | DateSort],
+    default: str,
+    tie_break: ColumnElement[Any],
+) -> list[ColumnElement[Any]]:
+    """ORDER BY clauses for a ``sort`` parameter; unknown fields are a 422 problem."""
+    return order_clauses(sort_spec(sort, fields, default, tie_break))
+
+
+Code = str | BindParameter[str]
+"""A country code, or the parameter of a statement built once and run with many codes."""
+
+
+def either_way(first: Any, second: Any, x: Code, y: Code) -> ColumnElement[bool]:
     """The pair ``(x, y)`` in two columns, whichever way round it is stored."""
     return or_(and_(first == x, second == y), and_(first == y, second == x))
 
@@ -238,15 +293,19 @@ def page_response(
     *,
     columns: Sequence[str] | None = None,
     extra: Mapping[str, Any] | None = None,
+    next_cursor: str | None = None,
 ) -> Response:
-    """The page as JSON (or CSV), with ``Link`` headers to the next and previous pages."""
+    """The page as JSON (or CSV), with ``Link`` headers to the next and previous pages
+    (the next one carrying ``next_cursor`` where the list gives one)."""
     links = []
     next_url = None
+    url = request.url.remove_query_params("cursor")
     if params.offset + len(items) < total:
-        next_url = str(request.url.include_query_params(offset=params.offset + params.limit))
+        after = {"cursor": next_cursor} if next_cursor else {}
+        next_url = str(url.include_query_params(offset=params.offset + params.limit, **after))
         links.append(f'<{next_url}>; rel="next"')
     if params.offset > 0:
-        prev = str(request.url.include_query_params(offset=max(0, params.offset - params.limit)))
+        prev = str(url.include_query_params(offset=max(0, params.offset - params.limit)))
         links.append(f'<{prev}>; rel="prev"')
     headers = {"Link": ", ".join(links)} if links else {}
     if wants_csv(request, params):
@@ -273,11 +332,99 @@ def select_page(
     connection: Connection,
     main: Table,
     where: Sequence[ColumnElement[bool]],
-    order: Sequence[ColumnElement[Any]],
+    spec: SortSpec,
     params: PageParams,
-) -> tuple[list[str], int]:
-    """The ids of one page of ``main`` and the total count, in two indexed queries."""
+) -> tuple[list[str], int, str | None]:
+    """The ids of one page of ``main``, the total count and the cursor of the next page.
+
+    Where every sort field is a NOT NULL column, the page after a cursor is read from the
+    index position of the cursor's last row (keyset pagination), so a deep page followed by
+    ``next`` links costs what the first does; otherwise (and for a bare ``offset``) rows are
+    skipped. ``next`` cursors are given only where keyset pagination applies.
+    """
     total = connection.execute(select(func.count()).select_from(main).where(*where)).scalar_one()
-    query = select(main.c.id).where(*where).order_by(*order)
-    ids = connection.scalars(query.limit(params.limit).offset(params.offset))
-    return list(ids), int(total)
+    keys = _keyset(spec)
+    query = select(main.c.id, *(column for column, _ in keys or [])).where(*where)
+    sort = params.sort or ""
+    if params.cursor is not None:
+        if keys is None:
+            raise InvalidCursor("This order has no cursor; page with `offset` alone.")
+        key = decode_cursor(params.cursor, params.offset, sort, keys)
+        query = query.where(_after(keys, key))
+    else:
+        query = query.offset(params.offset)
+    rows = connection.execute(query.order_by(*order_clauses(spec)).limit(params.limit)).all()
+    next_cursor = None
+    if keys is not None and len(rows) == params.limit:
+        next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1][1:]))
+    return [row[0] for row in rows], int(total), next_cursor
+
+
+MAX_CURSOR = 600
+
+
+class InvalidCursor(InvalidInput):
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail, errors=[{"param": "cursor", "message": detail}])
+
+
+def _keyset(spec: SortSpec) -> list[tuple[ColumnElement[Any], bool]] | None:
+    """The order as plain NOT NULL columns (what keyset pagination needs), or None."""
+    keys: list[tuple[ColumnElement[Any], bool]] = []
+    for column, descending in spec:
+        if isinstance(column, DateSort) or getattr(column, "nullable", True):
+            return None
+        keys.append((column, descending))
+    return keys
+
+
+def _after(keys: list[tuple[ColumnElement[Any], bool]], values: list[Any]) -> ColumnElement[bool]:
+    """Rows after ``values`` in the order of ``keys``: a tie on the first fields, then one
+    field past its value (the expanded form, since directions may differ per field)."""
+    branches = []
+    for i, (column, descending) in enumerate(keys):
+        past = column < values[i] if descending else column > values[i]
+        branches.append(
+            and_(*(c == v for (c, _), v in zip(keys[:i], values[:i], strict=True)), past)
+        )
+    return or_(*branches)
+
+
+def encode_cursor(offset: int, sort: str, key: list[Any]) -> str:
+    """An opaque token: the next offset, the order it belongs to and the last row's key."""
+    raw = orjson.dumps({"o": offset, "s": sort, "k": key})
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(
+    token: str, offset: int, sort: str, keys: list[tuple[ColumnElement[Any], bool]]
+) -> list[Any]:
+    """The key a cursor holds, one value of each key column's type; a 422 problem if the
+    cursor is malformed or belongs to another page."""
+    try:
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        key, ok = data["k"], data["o"] == offset and data["s"] == sort
+    except (ValueError, TypeError, KeyError):
+        raise InvalidCursor("The cursor is not one this API gave; follow a `next` link.") from None
+    if not ok or not isinstance(key, list) or len(key) != len(keys):
+        raise InvalidCursor(
+            "The cursor belongs to another page: keep the `offset` and `sort` of its link."
+        )
+    for value, (column, _) in zip(key, keys, strict=True):
+        if not _fits(value, column.type):
+            raise InvalidCursor("The cursor is not one this API gave; follow a `next` link.")
+    return key
+
+
+def _fits(value: Any, column_type: TypeEngine[Any]) -> bool:
+    """Whether a cursor value can be compared with a column of ``column_type`` on every engine
+    (a string against an integer column is an error on PostgreSQL, not a 500 to give)."""
+    if isinstance(column_type, TypeDecorator):  # e.g. SQLModel's AutoString
+        column_type = column_type.impl_instance
+    if isinstance(column_type, String):
+        return type(value) is str
+    if isinstance(column_type, Integer):
+        return type(value) is int and -(2**63) <= value < 2**63
+    if isinstance(column_type, Float):
+        return type(value) in (int, float)
+    return False

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Table, select
+from sqlalchemy import Connection, Row, Select, Table, bindparam, select
 
 from app import models as m
 from app.models import table
@@ -25,38 +26,54 @@ Record = dict[str, Any]
 CITATION = table(m.Citation)
 
 
+def _ids(ids: Sequence[str] | None) -> dict[str, Any]:
+    return {} if ids is None else {"ids": list(ids)}
+
+
+@cache
+def _select_rows(tbl: Table, by_id: bool) -> Select[Any]:
+    """Built once per table: building a statement costs more than running it."""
+    query = select(tbl).order_by(tbl.c.id)
+    return query.where(tbl.c.id.in_(bindparam("ids", expanding=True))) if by_id else query
+
+
 def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None) -> list[Row[Any]]:
-    query = select(tbl)
-    if ids is not None:
-        query = query.where(tbl.c.id.in_(ids))
-    return list(connection.execute(query.order_by(tbl.c.id)))
+    return list(connection.execute(_select_rows(tbl, ids is not None), _ids(ids)))
+
+
+@cache
+def _select_children(tbl: Table, key: str, by_id: bool) -> Select[Any]:
+    query = select(tbl).order_by(tbl.c[key], *([tbl.c.position] if "position" in tbl.c else []))
+    return query.where(tbl.c[key].in_(bindparam("ids", expanding=True))) if by_id else query
 
 
 def _children(
     connection: Connection, tbl: Table, key: str, ids: Sequence[str] | None
 ) -> dict[str, list[Row[Any]]]:
-    query = select(tbl)
-    if ids is not None:
-        query = query.where(tbl.c[key].in_(ids))
-    order = [tbl.c[key]] + ([tbl.c.position] if "position" in tbl.c else [])
     grouped: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in connection.execute(query.order_by(*order)):
+    for row in connection.execute(_select_children(tbl, key, ids is not None), _ids(ids)):
         grouped[row._mapping[key]].append(row)
     return grouped
+
+
+@cache
+def _select_citations(by_id: bool) -> Select[Any]:
+    query = (
+        select(CITATION.c.fact_id, CITATION.c.source_id, CITATION.c.quote)
+        .where(CITATION.c.fact_type == bindparam("fact_type"))
+        .order_by(CITATION.c.fact_id, CITATION.c.position)
+    )
+    return query.where(CITATION.c.fact_id.in_(bindparam("ids", expanding=True))) if by_id else query
 
 
 def citations(
     connection: Connection, fact_type: str, ids: Sequence[str] | None
 ) -> dict[str, list[Record]]:
     """``{fact_id: [{source, quote}, ...]}`` for one kind of fact, in citation order."""
-    query = select(CITATION.c.fact_id, CITATION.c.source_id, CITATION.c.quote).where(
-        CITATION.c.fact_type == fact_type
-    )
-    if ids is not None:
-        query = query.where(CITATION.c.fact_id.in_(ids))
     grouped: dict[str, list[Record]] = defaultdict(list)
+    query = _select_citations(ids is not None)
     for fact_id, source_id, quote in connection.execute(
-        query.order_by(CITATION.c.fact_id, CITATION.c.position)
+        query, {"fact_type": fact_type, **_ids(ids)}
     ):
         grouped[fact_id].append({"source": source_id, "quote": quote})
     return grouped

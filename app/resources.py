@@ -3,22 +3,35 @@
 No ``from __future__ import annotations`` here: the query-parameter factories build their
 annotations at run time, and FastAPI must see them evaluated.
 
+Read handlers are ``async def``: their queries are indexed and take well under a
+millisecond, so running them on the event loop saves a hop through the thread pool for the
+handler and each dependency (the hop cost more than the query). Reads that can scan (search,
+export, a country's partners) and every write stay ``def``, in the thread pool.
+
 A resource module supplies its filters (SQL conditions on its main table), its sortable
 fields and a ``present`` function that turns dataset records into public objects (codes
 into country objects, ids into named references); everything else is done here once.
 """
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import date
+from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, ColumnElement, Connection, Engine, select
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Select, bindparam, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
-from app.pagination import DateSort, PageParams, json_response, order_by, page_response, select_page
+from app.pagination import (
+    DateSort,
+    PageParams,
+    json_response,
+    page_response,
+    select_page,
+    sort_spec,
+)
 from app.problems import InvalidInput, NotFound, problem_responses
 from app.readers import read_collection
 from app.records import ENTITY_TYPE, MAIN_TABLE
@@ -40,11 +53,11 @@ def list_response(
 ) -> Response:
     """A page of one collection: ids by SQL (filtered, sorted), then records in bulk."""
     main = MAIN_TABLE[collection]
-    order = order_by(params.sort, sort_fields, default_sort, main.c.id)
+    spec = sort_spec(params.sort, sort_fields, default_sort, main.c.id)
     with engine.connect() as connection:
-        ids, total = select_page(connection, main, where, order, params)
+        ids, total, next_cursor = select_page(connection, main, where, spec, params)
         items = present(connection, read_collection(connection, collection, ids))
-    return page_response(request, params, items, total)
+    return page_response(request, params, items, total, next_cursor=next_cursor)
 
 
 def get_response(engine: Engine, collection: str, id_: str, present: Present) -> Response:
@@ -66,7 +79,7 @@ def add_get_route(
 ) -> None:
     """``GET {prefix}/{id}``: one entity of ``collection``, or a 404 problem."""
 
-    def handler(
+    async def handler(
         engine: EngineDep,
         id: Annotated[str, Path(max_length=120, description="The entity's id (a slug).")],
     ) -> Response:
@@ -97,18 +110,23 @@ def overlaps(
     return clauses
 
 
+@cache
+def _select_names(column_id: Any, column_name: Any) -> Select[Any]:
+    return select(column_id, column_name).where(column_id.in_(bindparam("ids", expanding=True)))
+
+
 def names(
     connection: Connection, column_id: Any, column_name: Any, ids: set[str]
 ) -> dict[str, str]:
-    """``{id: name}`` for a set of ids, in one query."""
+    """``{id: name}`` for a set of ids, in one query (built once per pair of columns)."""
     if not ids:
         return {}
-    rows = connection.execute(select(column_id, column_name).where(column_id.in_(ids)))
+    rows = connection.execute(_select_names(column_id, column_name), {"ids": sorted(ids)})
     return {row[0]: row[1] for row in rows}
 
 
-def _country_query(name: str, description: str) -> Callable[..., str | None]:
-    def dependency(
+def _country_query(name: str, description: str) -> Callable[..., Awaitable[str | None]]:
+    async def dependency(
         engine: EngineDep,
         code: Annotated[
             str | None, Query(alias=name, max_length=16, description=description)
@@ -150,8 +168,8 @@ QUERY_DATE_FORMS = [
 ]
 
 
-def _date_query(name: str, description: str) -> Callable[..., PartialDate | None]:
-    def dependency(
+def _date_query(name: str, description: str) -> Callable[..., Awaitable[PartialDate | None]]:
+    async def dependency(
         value: Annotated[
             str | None,
             Query(

@@ -72,10 +72,10 @@ SORT_FIELDS = {"published_at": SOURCE.c.published_utc, "title": SOURCE.c.title, 
     response_model=Page[SourcePublic],
     responses={**CSV_RESPONSE, **problem_responses(422)},
 )
-def list_sources(
+async def list_sources(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-published_at")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-published_at", keyset=True)],
     publisher: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the title.")] = None,
 ) -> Response:

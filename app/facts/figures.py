@@ -73,10 +73,10 @@ SORT_FIELDS: dict[str, Any] = {
     response_model=Page[FigurePublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_figures(
+async def list_figures(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "metric")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "metric", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
     route: Annotated[str | None, Query(max_length=120, description="Id of the route.")] = None,

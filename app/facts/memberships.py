@@ -64,10 +64,10 @@ SORT_FIELDS: dict[str, Any] = {
     response_model=Page[MembershipPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_memberships(
+async def list_memberships(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "organization")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "organization", keyset=True)],
     country: CountryQuery,
     organization: Annotated[
         str | None, Query(max_length=120, description="Id of the organization.")

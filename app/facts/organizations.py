@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Citation
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
+from app.pagination import CSV_RESPONSE, Code, Page, PageParams, contains_text, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.records import OrganizationRecord
@@ -48,12 +48,15 @@ class OrganizationPublic(BaseModel):
     members: list[Member]
 
 
+MEMBERSHIP_IDS = (
+    select(MEMBERSHIP.c.id)
+    .where(MEMBERSHIP.c.organization_id.in_(bindparam("ids", expanding=True)))
+    .order_by(MEMBERSHIP.c.country)
+)
+
+
 def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record]]:
-    ids = connection.scalars(
-        select(MEMBERSHIP.c.id)
-        .where(MEMBERSHIP.c.organization_id.in_(org_ids))
-        .order_by(MEMBERSHIP.c.country)
-    ).all()
+    ids = connection.scalars(MEMBERSHIP_IDS, {"ids": org_ids}).all()
     grouped: dict[str, list[Record]] = {}
     for ms in read_collection(connection, "memberships", list(ids)):
         org = ms.pop("organization")
@@ -66,7 +69,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [{**r, "members": found.get(r["id"], [])} for r in records]
 
 
-def member(code: str):  # type: ignore[no-untyped-def]
+def member(code: Code):  # type: ignore[no-untyped-def]
     return ORGANIZATION.c.id.in_(
         select(MEMBERSHIP.c.organization_id).where(MEMBERSHIP.c.country == code)
     )
@@ -90,10 +93,10 @@ SORT_FIELDS = {
     response_model=Page[OrganizationPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_organizations(
+async def list_organizations(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
     q: TextQuery = None,
 ) -> Response:

@@ -69,10 +69,10 @@ SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
     response_model=Page[PersonPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_people(
+async def list_people(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
     organization: Annotated[str | None, Query(max_length=120)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,

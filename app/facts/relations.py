@@ -63,10 +63,10 @@ SORT_FIELDS: dict[str, Any] = {
     response_model=Page[RelationPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_relations(
+async def list_relations(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "id")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "id", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
 ) -> Response:

@@ -6,14 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Code, Page, PageParams, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.records import RouteRecord
@@ -43,10 +43,15 @@ class RoutePublic(Fact):
     figures: list[RouteFigure]
 
 
+FIGURE_IDS = (
+    select(FIGURE.c.id)
+    .where(FIGURE.c.route_id.in_(bindparam("ids", expanding=True)))
+    .order_by(FIGURE.c.id)
+)
+
+
 def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, list[Record]]:
-    ids = connection.scalars(
-        select(FIGURE.c.id).where(FIGURE.c.route_id.in_(route_ids)).order_by(FIGURE.c.id)
-    ).all()
+    ids = connection.scalars(FIGURE_IDS, {"ids": route_ids}).all()
     grouped: dict[str, list[Record]] = {}
     for figure in read_collection(connection, "figures", list(ids)):
         route = figure.pop("route")
@@ -63,7 +68,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     ]
 
 
-def through(code: str):  # type: ignore[no-untyped-def]
+def through(code: Code):  # type: ignore[no-untyped-def]
     return ROUTE.c.id.in_(select(ROUTE_COUNTRY.c.route_id).where(ROUTE_COUNTRY.c.country == code))
 
 
@@ -80,10 +85,10 @@ SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
     response_model=Page[RoutePublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_routes(
+async def list_routes(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
 ) -> Response:
     where = [through(country)] if country else []

@@ -60,10 +60,10 @@ SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flo
     response_model=Page[TradePublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_trade(
+async def list_trade(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-year")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-year", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
     flow: Annotated[Literal["turnover", "export", "import"] | None, Query()] = None,

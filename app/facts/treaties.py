@@ -13,7 +13,15 @@ from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, contains_text, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    Code,
+    DateSort,
+    Page,
+    PageParams,
+    contains_text,
+    sorted_page,
+)
 from app.problems import problem_responses
 from app.records import TreatyRecord
 from app.resources import (
@@ -47,7 +55,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [with_countries(engine, r, ["parties"]) for r in records]
 
 
-def party(code: str):  # type: ignore[no-untyped-def]
+def party(code: Code):  # type: ignore[no-untyped-def]
     return TREATY.c.id.in_(select(PARTY.c.treaty_id).where(PARTY.c.country == code))
 
 
@@ -68,10 +76,10 @@ SORT_FIELDS: dict[str, Any] = {
     response_model=Page[TreatyPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_treaties(
+async def list_treaties(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-signed")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-signed", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
     signed_from: Annotated[

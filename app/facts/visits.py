@@ -84,10 +84,10 @@ SORT_FIELDS: dict[str, Any] = {
     response_model=Page[VisitPublic],
     responses={**CSV_RESPONSE, **problem_responses(404, 422)},
 )
-def list_visits(
+async def list_visits(
     request: Request,
     engine: EngineDep,
-    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-date")],
+    page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-date", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
     host: HostQuery,
