@@ -19,6 +19,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, country_index, resolve
+from app.db import fetch
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
 from app.facts.schemas import Citation, Fact
@@ -158,7 +159,7 @@ def build_dossier(connection: Connection, a: str, b: str) -> Record:
     x, y = sorted((a, b))
     index = country_index(connection.engine)
     ids = {
-        section: list(connection.scalars(query, {"x": x, "y": y}))
+        section: [row.id for row in fetch(connection, query, x=x, y=y)]
         for section, query in SECTION_IDS.items()
     }
 
@@ -184,22 +185,19 @@ def build_dossier(connection: Connection, a: str, b: str) -> Record:
         "shared_organizations": shared,
         "routes": routes.present(connection, read("routes")),
     }
-    cited = sorted({c["source"] for c in _citations(dossier)})
-    dossier["sources"] = read_collection(connection, "sources", cited)
+    dossier["sources"] = read_collection(connection, "sources", sorted(set(_cited(dossier))))
     return dossier
 
 
-def _citations(value: Any) -> Iterator[Record]:
-    """Every ``{source, quote}`` anywhere in a nested answer."""
-    if isinstance(value, dict):
-        if set(value) == {"source", "quote"}:
-            yield value
-            return
-        for item in value.values():
-            yield from _citations(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _citations(item)
+def _cited(value: Any) -> Iterator[str]:
+    """The source of every citation anywhere in a nested answer: citations are the items
+    of its ``sources`` lists (of facts, relation notes, memberships, route figures)."""
+    items = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, item in items:
+        if key == "sources":
+            yield from (citation["source"] for citation in item)
+        elif isinstance(item, dict | list):
+            yield from _cited(item)
 
 
 def _amount(value: float | int, approximate: bool) -> str:

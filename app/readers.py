@@ -14,9 +14,10 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Row, Select, Table, bindparam, select
+from sqlalchemy import Connection, Select, Table, bindparam, select
 
 from app import models as m
+from app.db import any_of, fetch
 from app.models import table
 from app.values import plain_number
 
@@ -31,39 +32,41 @@ def _ids(ids: Sequence[str] | None) -> dict[str, Any]:
 
 
 @cache
-def _select_rows(tbl: Table, by_id: bool) -> Select[Any]:
+def _select_rows(tbl: Table, by_id: bool, dialect: str) -> Select[Any]:
     """Built once per table: building a statement costs more than running it."""
     query = select(tbl).order_by(tbl.c.id)
-    return query.where(tbl.c.id.in_(bindparam("ids", expanding=True))) if by_id else query
+    return query.where(any_of(tbl.c.id, "ids", dialect)) if by_id else query
 
 
-def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None) -> list[Row[Any]]:
-    return list(connection.execute(_select_rows(tbl, ids is not None), _ids(ids)))
+def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None) -> list[Any]:
+    query = _select_rows(tbl, ids is not None, connection.dialect.name)
+    return fetch(connection, query, **_ids(ids))
 
 
 @cache
-def _select_children(tbl: Table, key: str, by_id: bool) -> Select[Any]:
+def _select_children(tbl: Table, key: str, by_id: bool, dialect: str) -> Select[Any]:
     query = select(tbl).order_by(tbl.c[key], *([tbl.c.position] if "position" in tbl.c else []))
-    return query.where(tbl.c[key].in_(bindparam("ids", expanding=True))) if by_id else query
+    return query.where(any_of(tbl.c[key], "ids", dialect)) if by_id else query
 
 
 def _children(
     connection: Connection, tbl: Table, key: str, ids: Sequence[str] | None
-) -> dict[str, list[Row[Any]]]:
-    grouped: dict[str, list[Row[Any]]] = defaultdict(list)
-    for row in connection.execute(_select_children(tbl, key, ids is not None), _ids(ids)):
-        grouped[row._mapping[key]].append(row)
+) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    query = _select_children(tbl, key, ids is not None, connection.dialect.name)
+    for row in fetch(connection, query, **_ids(ids)):
+        grouped[getattr(row, key)].append(row)
     return grouped
 
 
 @cache
-def _select_citations(by_id: bool) -> Select[Any]:
+def _select_citations(by_id: bool, dialect: str) -> Select[Any]:
     query = (
         select(CITATION.c.fact_id, CITATION.c.source_id, CITATION.c.quote)
         .where(CITATION.c.fact_type == bindparam("fact_type"))
         .order_by(CITATION.c.fact_id, CITATION.c.position)
     )
-    return query.where(CITATION.c.fact_id.in_(bindparam("ids", expanding=True))) if by_id else query
+    return query.where(any_of(CITATION.c.fact_id, "ids", dialect)) if by_id else query
 
 
 def citations(
@@ -71,10 +74,8 @@ def citations(
 ) -> dict[str, list[Record]]:
     """``{fact_id: [{source, quote}, ...]}`` for one kind of fact, in citation order."""
     grouped: dict[str, list[Record]] = defaultdict(list)
-    query = _select_citations(ids is not None)
-    for fact_id, source_id, quote in connection.execute(
-        query, {"fact_type": fact_type, **_ids(ids)}
-    ):
+    query = _select_citations(ids is not None, connection.dialect.name)
+    for fact_id, source_id, quote in fetch(connection, query, fact_type=fact_type, **_ids(ids)):
         grouped[fact_id].append({"source": source_id, "quote": quote})
     return grouped
 

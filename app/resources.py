@@ -20,10 +20,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, ColumnElement, Connection, Engine, Select, bindparam, select
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Select, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
+from app.db import any_of, fetch
 from app.pagination import (
     DateSort,
     PageParams,
@@ -111,8 +112,8 @@ def overlaps(
 
 
 @cache
-def _select_names(column_id: Any, column_name: Any) -> Select[Any]:
-    return select(column_id, column_name).where(column_id.in_(bindparam("ids", expanding=True)))
+def _select_names(column_id: Any, column_name: Any, dialect: str) -> Select[Any]:
+    return select(column_id, column_name).where(any_of(column_id, "ids", dialect))
 
 
 def names(
@@ -121,8 +122,8 @@ def names(
     """``{id: name}`` for a set of ids, in one query (built once per pair of columns)."""
     if not ids:
         return {}
-    rows = connection.execute(_select_names(column_id, column_name), {"ids": sorted(ids)})
-    return {row[0]: row[1] for row in rows}
+    query = _select_names(column_id, column_name, connection.dialect.name)
+    return {row[0]: row[1] for row in fetch(connection, query, ids=sorted(ids))}
 
 
 def _country_query(name: str, description: str) -> Callable[..., Awaitable[str | None]]:

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Select, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
+from app.db import any_of, fetch
 from app.facts.schemas import Citation
 from app.models import table
 from app.pagination import CSV_RESPONSE, Code, Page, PageParams, contains_text, sorted_page
@@ -48,15 +50,18 @@ class OrganizationPublic(BaseModel):
     members: list[Member]
 
 
-MEMBERSHIP_IDS = (
-    select(MEMBERSHIP.c.id)
-    .where(MEMBERSHIP.c.organization_id.in_(bindparam("ids", expanding=True)))
-    .order_by(MEMBERSHIP.c.country)
-)
+@cache
+def _membership_ids(dialect: str) -> Select[Any]:
+    return (
+        select(MEMBERSHIP.c.id)
+        .where(any_of(MEMBERSHIP.c.organization_id, "ids", dialect))
+        .order_by(MEMBERSHIP.c.country)
+    )
 
 
 def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record]]:
-    ids = connection.scalars(MEMBERSHIP_IDS, {"ids": org_ids}).all()
+    query = _membership_ids(connection.dialect.name)
+    ids = [row.id for row in fetch(connection, query, ids=org_ids)]
     grouped: dict[str, list[Record]] = {}
     for ms in read_collection(connection, "memberships", list(ids)):
         org = ms.pop("organization")

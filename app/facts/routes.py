@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from functools import cache
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection, bindparam, select
+from sqlalchemy import Connection, Select, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, with_countries
+from app.db import any_of, fetch
 from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Code, Page, PageParams, sorted_page
@@ -43,15 +45,16 @@ class RoutePublic(Fact):
     figures: list[RouteFigure]
 
 
-FIGURE_IDS = (
-    select(FIGURE.c.id)
-    .where(FIGURE.c.route_id.in_(bindparam("ids", expanding=True)))
-    .order_by(FIGURE.c.id)
-)
+@cache
+def _figure_ids(dialect: str) -> Select[Any]:
+    return (
+        select(FIGURE.c.id).where(any_of(FIGURE.c.route_id, "ids", dialect)).order_by(FIGURE.c.id)
+    )
 
 
 def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, list[Record]]:
-    ids = connection.scalars(FIGURE_IDS, {"ids": route_ids}).all()
+    query = _figure_ids(connection.dialect.name)
+    ids = [row.id for row in fetch(connection, query, ids=route_ids)]
     grouped: dict[str, list[Record]] = {}
     for figure in read_collection(connection, "figures", list(ids)):
         route = figure.pop("route")
