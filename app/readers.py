@@ -3,8 +3,9 @@
 One reader per collection turns rows into the records of ``data/seed.json`` (countries as
 ISO alpha-2 codes, related entities by id, citations as ``{source, quote}``). Export, the
 upsert comparison of imports and every HTTP read use these readers, so they cannot drift
-apart. A reader costs one query for the main rows plus one per kind of child row, whatever
-the number of entities: no query per item.
+apart. A reader costs one query for the main rows (joined to their citations) plus one per
+kind of child row, whatever the number of entities: no query per item. Queries are built
+once and run on the driver's cursor (:func:`app.db.fetch`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Callable, Sequence
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Select, Table, bindparam, select
+from sqlalchemy import Connection, Select, Table, and_, literal_column, select
 
 from app import models as m
 from app.db import any_of, fetch
@@ -32,51 +33,56 @@ def _ids(ids: Sequence[str] | None) -> dict[str, Any]:
 
 
 @cache
-def _select_rows(tbl: Table, by_id: bool, dialect: str) -> Select[Any]:
-    """Built once per table: building a statement costs more than running it."""
-    query = select(tbl).order_by(tbl.c.id)
-    return query.where(any_of(tbl.c.id, "ids", dialect)) if by_id else query
-
-
-def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None) -> list[Any]:
-    query = _select_rows(tbl, ids is not None, connection.dialect.name)
-    return fetch(connection, query, **_ids(ids))
-
-
-@cache
-def _select_children(tbl: Table, key: str, by_id: bool, dialect: str) -> Select[Any]:
-    query = select(tbl).order_by(tbl.c[key], *([tbl.c.position] if "position" in tbl.c else []))
+def _select(tbl: Table, key: str, fact_type: str | None, by_id: bool, dialect: str) -> Select[Any]:
+    """Rows of ``tbl`` whose ``key`` is one of the ids (all rows without them), in order,
+    each joined to its citations when ``fact_type`` names them (a row per citation). Built
+    once per table: building a statement costs more than running it."""
+    order = [tbl.c[key]]
+    if key != "id":  # child rows: in their stated order
+        order += [tbl.c[name] for name in ("position", "id") if name in tbl.c]
+    query = select(tbl)
+    if fact_type is not None:
+        cited = and_(
+            CITATION.c.fact_type == literal_column(f"'{fact_type}'"),
+            CITATION.c.fact_id == tbl.c.id,
+        )
+        query = select(
+            tbl, CITATION.c.source_id.label("cited_source"), CITATION.c.quote.label("cited")
+        ).select_from(tbl.outerjoin(CITATION, cited))
+        order.append(CITATION.c.position)
+    query = query.order_by(*order)
     return query.where(any_of(tbl.c[key], "ids", dialect)) if by_id else query
 
 
-def _children(
-    connection: Connection, tbl: Table, key: str, ids: Sequence[str] | None
-) -> dict[str, list[Any]]:
-    grouped: dict[str, list[Any]] = defaultdict(list)
-    query = _select_children(tbl, key, ids is not None, connection.dialect.name)
+def _rows(
+    connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id"
+) -> list[Any]:
+    query = _select(tbl, key, None, ids is not None, connection.dialect.name)
+    return fetch(connection, query, **_ids(ids))
+
+
+def _cited(
+    connection: Connection,
+    tbl: Table,
+    fact_type: str,
+    ids: Sequence[str] | None,
+    key: str = "id",
+) -> list[tuple[Any, list[Record]]]:
+    """Rows with their citations ``[{source, quote}, ...]``, in one query."""
+    query = _select(tbl, key, fact_type, ids is not None, connection.dialect.name)
+    found: list[tuple[Any, list[Record]]] = []
     for row in fetch(connection, query, **_ids(ids)):
-        grouped[getattr(row, key)].append(row)
-    return grouped
+        if not found or found[-1][0].id != row.id:
+            found.append((row, []))
+        if row.cited_source is not None:
+            found[-1][1].append({"source": row.cited_source, "quote": row.cited})
+    return found
 
 
-@cache
-def _select_citations(by_id: bool, dialect: str) -> Select[Any]:
-    query = (
-        select(CITATION.c.fact_id, CITATION.c.source_id, CITATION.c.quote)
-        .where(CITATION.c.fact_type == bindparam("fact_type"))
-        .order_by(CITATION.c.fact_id, CITATION.c.position)
-    )
-    return query.where(any_of(CITATION.c.fact_id, "ids", dialect)) if by_id else query
-
-
-def citations(
-    connection: Connection, fact_type: str, ids: Sequence[str] | None
-) -> dict[str, list[Record]]:
-    """``{fact_id: [{source, quote}, ...]}`` for one kind of fact, in citation order."""
-    grouped: dict[str, list[Record]] = defaultdict(list)
-    query = _select_citations(ids is not None, connection.dialect.name)
-    for fact_id, source_id, quote in fetch(connection, query, fact_type=fact_type, **_ids(ids)):
-        grouped[fact_id].append({"source": source_id, "quote": quote})
+def _grouped(items: Sequence[Any], key: Callable[[Any], str]) -> dict[str, list[Any]]:
+    grouped: dict[str, list[Any]] = defaultdict(list)
+    for item in items:
+        grouped[key(item)].append(item)
     return grouped
 
 
@@ -111,9 +117,8 @@ def read_organizations(connection: Connection, ids: Sequence[str] | None) -> lis
 
 
 def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    roles = _children(connection, table(m.Role), "person_id", ids)
-    role_ids = [role.id for group in roles.values() for role in group]
-    cites = citations(connection, "role", role_ids if ids is not None else None)
+    cited_roles = _cited(connection, table(m.Role), "role", ids, key="person_id")
+    roles = _grouped(cited_roles, lambda role: role[0].person_id)
     return [
         {
             "id": p.id,
@@ -127,9 +132,9 @@ def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Recor
                     "start": r.start,
                     "end": r.end,
                     "as_of": r.as_of,
-                    "sources": cites.get(r.id, []),
+                    "sources": cites,
                 }
-                for r in sorted(roles.get(p.id, []), key=lambda r: r.id)
+                for r, cites in sorted(roles.get(p.id, []), key=lambda role: role[0].id)
             ],
         }
         for p in _rows(connection, table(m.Person), ids)
@@ -137,28 +142,26 @@ def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Recor
 
 
 def read_relations(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    notes = _children(connection, table(m.RelationNote), "relation_id", ids)
-    note_ids = [n.id for group in notes.values() for n in group]
-    note_cites = citations(connection, "relation_note", note_ids if ids is not None else None)
-    cites = citations(connection, "relation", ids)
+    cited_notes = _cited(connection, table(m.RelationNote), "relation_note", ids, key="relation_id")
+    notes = _grouped(cited_notes, lambda note: note[0].relation_id)
     return [
         {
             "id": r.id,
             "countries": [r.country_a, r.country_b],
             "established": r.established,
             "notes": [
-                {"id": n.id, "text": n.text, "sources": note_cites.get(n.id, [])}
-                for n in notes.get(r.id, [])
+                {"id": n.id, "text": n.text, "sources": note_cites}
+                for n, note_cites in notes.get(r.id, [])
             ],
-            "sources": cites.get(r.id, []),
+            "sources": cites,
         }
-        for r in _rows(connection, table(m.DiplomaticRelation), ids)
+        for r, cites in _cited(connection, table(m.DiplomaticRelation), "relation", ids)
     ]
 
 
 def read_treaties(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    parties = _children(connection, table(m.TreatyParty), "treaty_id", ids)
-    cites = citations(connection, "treaty", ids)
+    rows = _rows(connection, table(m.TreatyParty), ids, "treaty_id")
+    parties = _grouped(rows, lambda p: p.treaty_id)
     return [
         {
             "id": t.id,
@@ -168,15 +171,15 @@ def read_treaties(connection: Connection, ids: Sequence[str] | None) -> list[Rec
             "signed_place": t.signed_place,
             "parties": [p.country for p in parties.get(t.id, [])],
             "description": t.description,
-            "sources": cites.get(t.id, []),
+            "sources": cites,
         }
-        for t in _rows(connection, table(m.Treaty), ids)
+        for t, cites in _cited(connection, table(m.Treaty), "treaty", ids)
     ]
 
 
 def read_visits(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    participants = _children(connection, table(m.VisitParticipant), "visit_id", ids)
-    cites = citations(connection, "visit", ids)
+    rows = _rows(connection, table(m.VisitParticipant), ids, "visit_id")
+    participants = _grouped(rows, lambda p: p.visit_id)
     return [
         {
             "id": v.id,
@@ -189,14 +192,13 @@ def read_visits(connection: Connection, ids: Sequence[str] | None) -> list[Recor
             "participants": [
                 {"person": p.person_id, "role": p.role} for p in participants.get(v.id, [])
             ],
-            "sources": cites.get(v.id, []),
+            "sources": cites,
         }
-        for v in _rows(connection, table(m.Visit), ids)
+        for v, cites in _cited(connection, table(m.Visit), "visit", ids)
     ]
 
 
 def read_trade(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    cites = citations(connection, "trade", ids)
     return [
         {
             "id": t.id,
@@ -207,15 +209,15 @@ def read_trade(connection: Connection, ids: Sequence[str] | None) -> list[Record
             "value": t.value,
             "currency": t.currency,
             "approximate": bool(t.approximate),
-            "sources": cites.get(t.id, []),
+            "sources": cites,
         }
-        for t in _rows(connection, table(m.TradeFigure), ids)
+        for t, cites in _cited(connection, table(m.TradeFigure), "trade", ids)
     ]
 
 
 def read_routes(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    countries = _children(connection, table(m.RouteCountry), "route_id", ids)
-    cites = citations(connection, "route", ids)
+    rows = _rows(connection, table(m.RouteCountry), ids, "route_id")
+    countries = _grouped(rows, lambda c: c.route_id)
     return [
         {
             "id": r.id,
@@ -223,28 +225,26 @@ def read_routes(connection: Connection, ids: Sequence[str] | None) -> list[Recor
             "acronym": r.acronym,
             "description": r.description,
             "countries": [c.country for c in countries.get(r.id, [])],
-            "sources": cites.get(r.id, []),
+            "sources": cites,
         }
-        for r in _rows(connection, table(m.TransportRoute), ids)
+        for r, cites in _cited(connection, table(m.TransportRoute), "route", ids)
     ]
 
 
 def read_memberships(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    cites = citations(connection, "membership", ids)
     return [
         {
             "id": r.id,
             "organization": r.organization_id,
             "country": r.country,
             "since": r.since,
-            "sources": cites.get(r.id, []),
+            "sources": cites,
         }
-        for r in _rows(connection, table(m.Membership), ids)
+        for r, cites in _cited(connection, table(m.Membership), "membership", ids)
     ]
 
 
 def read_figures(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    cites = citations(connection, "figure", ids)
     return [
         {
             "id": f.id,
@@ -256,9 +256,9 @@ def read_figures(connection: Connection, ids: Sequence[str] | None) -> list[Reco
             "countries": [f.country_a, f.country_b] if f.country_a else None,
             "route": f.route_id,
             "description": f.description,
-            "sources": cites.get(f.id, []),
+            "sources": cites,
         }
-        for f in _rows(connection, table(m.Figure), ids)
+        for f, cites in _cited(connection, table(m.Figure), "figure", ids)
     ]
 
 
