@@ -234,7 +234,9 @@ PATHS = {
     "search (every row matches)": "/v1/search?q=trade",
     "trade first page": "/v1/trade",
     "trade deep page": "/v1/trade?offset={deep}",
+    "trade deep page (next link)": "/v1/trade?offset={before_deep}",  # its next link is measured
 }
+FOLLOW_NEXT = {"trade deep page (next link)"}
 HOT = ("country", "dossier", "timeline", "trade page (pair)", "search")
 SCALED = ("dossier", "trade page (pair)")  # compared between --rows and --scale-rows
 DATASETTE = {
@@ -274,7 +276,11 @@ def run(args: argparse.Namespace) -> list[Result]:
         command = uvicorn("app.main:create_app", port, factory=True)
         with server(command, port, env, ready="/readyz") as base:
             for name in names:
-                path = PATHS[name].format(a=a, b=b, deep=min(100_000, rows - 50))
+                deep = min(100_000, rows - 50)
+                path = PATHS[name].format(a=a, b=b, deep=deep, before_deep=deep - 50)
+                if name in FOLLOW_NEXT:  # the page a client reaches by following next links
+                    with urllib.request.urlopen(base + path) as response:
+                        path = json.load(response)["next"][len(base) :]
                 measure(name, label, base, path)
             if "dossier" in names:
                 dossier = base + PATHS["dossier"].format(a=a, b=b)
@@ -361,10 +367,12 @@ def targets(results: list[Result], args: argparse.Namespace) -> list[Target]:
             reached = f"{worst.p99_ms:.1f} ms ({worst.name})"
             check(f"p99 < 20 ms ({label} SQLite reads)", reached, worst.p99_ms < 20)
     first = find(results, "dyad/no-cache", "trade first page")
-    deep = find(results, "dyad/no-cache", "trade deep page")
-    if first and deep:
-        ratio = deep.p50_ms / first.p50_ms if first.p50_ms > 0 else float("nan")
-        check("deep page p50 ≤ 2x first page (no cache)", f"{ratio:.2f}x", ratio <= 2)
+    for how in ("trade deep page", "trade deep page (next link)"):
+        deep = find(results, "dyad/no-cache", how)
+        if first and deep:
+            ratio = deep.p50_ms / first.p50_ms if first.p50_ms > 0 else float("nan")
+            goal = f"{how.replace('trade ', '')} p50 ≤ 2x first page (no cache)"
+            check(goal, f"{ratio:.2f}x", ratio <= 2)
     if args.scale_rows:
         for name in SCALED:
             small = find(results, "dyad/no-cache", name)
