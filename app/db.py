@@ -226,29 +226,29 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
 def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list[Any]:
     """The rows of a read statement built once, run on the driver's own cursor.
 
-    SQLAlchemy's work per execution (parameters, result wrapping, events) costs several
-    times what SQLite takes to run an indexed query, and a dossier runs thirty of them. The
+    SQLAlchemy's work per execution (parameters, result wrapping) costs several times what
+    SQLite takes to run an indexed query, and an answer may run a dozen of them. The
     statement is compiled once per dialect; list parameters (see :func:`any_of`) are sent as
-    JSON to SQLite and as arrays to PostgreSQL. What the engine's events do for every read
-    is done here too: the transaction begins (one snapshot for all the statements of an
-    answer), the SQLite deadline is armed, a NUL is swapped out of PostgreSQL parameters.
-    Rows are named tuples holding the driver's values (SQLite booleans are 0 and 1).
+    JSON to SQLite and as arrays to PostgreSQL. The transaction begins as for any read (one
+    snapshot for all the statements of an answer), and the engine's
+    ``before_cursor_execute`` listeners still see each statement: they arm the SQLite
+    deadline, and tests count statements with them. A NUL is swapped out of PostgreSQL
+    parameters here, as :func:`_no_nul_in_reads` does for SQLAlchemy's own executions.
+    Rows are named tuples of the driver's values (SQLite booleans are 0 and 1).
     """
     prepared = _prepare(statement, connection.dialect)
     if not connection.in_transaction():
         connection.begin()
-    sqlite = connection.dialect.name == "sqlite"
-    if sqlite:
-        values: Any = {
+    values: Any = params
+    if connection.dialect.name == "sqlite":
+        values = {
             k: orjson.dumps(v).decode() if isinstance(v, list) else v for k, v in params.items()
         }
-        _arm_deadline(connection)
-    else:
-        values = params
-        if not connection.get_execution_options().get("dyad_write", False):
-            values = {k: _without_nul(v) for k, v in params.items()}
+    elif not connection.get_execution_options().get("dyad_write", False):
+        values = {k: _without_nul(v) for k, v in params.items()}
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
+    connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
     driver = connection.connection.driver_connection
     rows = driver.execute(prepared.sql, values).fetchall()  # type: ignore[union-attr]
     return [prepared.row._make(row) for row in rows]
