@@ -39,6 +39,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    literal_column,
     select,
     text,
     update,
@@ -332,15 +333,14 @@ def _stage_table(name: str, *extra: Column[Any]) -> Table:
     )
 
 
-# Figures land in LANDING as they come, then move to STAGE sorted by id: read in that order,
-# they are looked up and inserted in the order of the indexes of figures, citations and
-# documents, which then take their keys page after page.
-LANDING = _stage_table("trade_landing")
+# A batch staged in id order is read in that order: its figures are looked up and inserted
+# in the order of the indexes of figures, citations and documents, which then take their
+# keys page after page.
 STAGE = _stage_table(
     "trade_stage",
     Column("action", String(10)),  # create, update, or None for a figure stored as it is
 )
-STAGE_COLUMNS = [c.name for c in LANDING.c]
+STAGE_COLUMNS = [c.name for c in STAGE.c if c.name != "action"]
 STAGE_ROWS = 3_000  # rows per INSERT into the stage on SQLite: 30,000 parameters of 32,766
 # SQLite's page caches while TradeUpserts writes (2 MiB each by default): the main one, since
 # the indexes take random keys and a page not in the cache is read again; the temporary
@@ -394,14 +394,13 @@ def _trade_upsert_statements(dialect: str) -> dict[str, Any]:
         "approximate": false(),
     }
     updated = select(s.id).where(s.action == "update")
+    # A batch is staged in id order (see TradeUpserts.stage): on SQLite that is the order of
+    # its rowids, which a scan reads without a sort.
+    by_id = literal_column("trade_stage.rowid") if dialect == "sqlite" else s.id
     body = func.coalesce(
         s.body, cast(s.value, String) + literal(f" {CURRENCY}{search.SEPARATOR}") + s.quote
     )
     return {
-        "sort": insert(STAGE).from_select(STAGE_COLUMNS, select(*LANDING.c).order_by(LANDING.c.id)),
-        # PostgreSQL leaves deleted rows of a temporary table in place (no autovacuum
-        # visits it), for every later batch to scan again: truncate instead.
-        "unload": delete(LANDING) if dialect == "sqlite" else text("TRUNCATE trade_landing"),
         # Only figures that differ from the stored ones are marked: a file imported again
         # costs lookups, no writes.
         "classify": update(STAGE)
@@ -410,7 +409,7 @@ def _trade_upsert_statements(dialect: str) -> dict[str, Any]:
         "counts": select(s.action, func.count()).group_by(s.action),
         "create": insert(trade).from_select(
             ["id", *figure],
-            select(s.id, *figure.values()).where(s.action == "create").order_by(s.id),
+            select(s.id, *figure.values()).where(s.action == "create").order_by(by_id),
         ),
         "update": update(trade).where(trade.c.id == s.id, s.action == "update").values(figure),
         "uncite": delete(cite).where(cite.c.fact_type == "trade", cite.c.fact_id.in_(updated)),
@@ -418,7 +417,7 @@ def _trade_upsert_statements(dialect: str) -> dict[str, Any]:
             ["fact_type", "fact_id", "position", "source_id", "quote"],
             select(literal("trade"), s.id, literal(0), bindparam("source"), s.quote)
             .where(changed)
-            .order_by(s.id),
+            .order_by(by_id),
         ),
         "feed": insert(change).from_select(
             ["revision", "at", "action", "entity_type", "entity_id"],
@@ -437,8 +436,10 @@ def _trade_upsert_statements(dialect: str) -> dict[str, Any]:
         # of every statement that writes it (an executemany of documents writes one each).
         "index": insert(store).from_select(
             ["type", "id", "title", "body"],
-            select(literal("trade"), s.id, s.title, body).where(changed).order_by(s.id),
+            select(literal("trade"), s.id, s.title, body).where(changed).order_by(by_id),
         ),
+        # PostgreSQL leaves deleted rows of a temporary table in place (no autovacuum
+        # visits it), for every later batch to scan again: truncate instead.
         "clear": delete(STAGE) if dialect == "sqlite" else text("TRUNCATE trade_stage"),
     }
 
@@ -447,8 +448,8 @@ class TradeUpserts:
     """Upserts trade figures that cite one source, in batches of any size, with a dozen
     set-based statements per batch whatever its size.
 
-    A batch goes into temporary tables (:meth:`stage`, a few thousand rows at a time, so
-    that a large batch is never held in Python); :meth:`write` marks each figure there new,
+    A batch goes into a temporary table (:meth:`stage`, a few thousand rows at a time, best
+    in id order); :meth:`write` marks each figure there new,
     changed or equal to what is stored (one UPDATE), then writes the figures, their
     citations, the change feed and the search documents with one statement each, as
     :func:`upsert_records`, :func:`record_changes` and :func:`app.search.reindex` would,
@@ -473,13 +474,11 @@ class TradeUpserts:
             for schema, kib in IMPORT_CACHE_KIB.items():
                 self.cache_sizes[schema] = self._pragma(f"{schema}.cache_size")[0]
                 self._pragma(f"{schema}.cache_size = {-kib}")
-        LANDING.create(self.connection)
         STAGE.create(self.connection)
         return self
 
     def __exit__(self, error: type[BaseException] | None, *_: object) -> None:
         if error is None:  # else the rollback takes them away
-            LANDING.drop(self.connection)
             STAGE.drop(self.connection)
         for schema, size in self.cache_sizes.items():
             self._pragma(f"{schema}.cache_size = {int(size)}")
@@ -490,11 +489,12 @@ class TradeUpserts:
         return driver.execute(f"PRAGMA {text}").fetchone()
 
     def stage(self, rows: Sequence[StagedTrade]) -> None:
-        """Add figures to the batch (ids unique within it); many calls may make one."""
+        """Add figures to the batch (ids unique within it); many calls may make one. A batch
+        staged in id order is written fastest."""
         if not self.sqlite:
             cursor: Any = self.connection.connection.cursor()
             columns = ", ".join(STAGE_COLUMNS)
-            with cursor.copy(f"COPY trade_landing ({columns}) FROM STDIN") as copy:
+            with cursor.copy(f"COPY trade_stage ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
             return
@@ -508,8 +508,6 @@ class TradeUpserts:
         """Upsert the batch staged so far, counting each outcome in ``report``."""
         run = self.connection.execute
         statements = self.statements["sqlite" if self.sqlite else "postgresql"]
-        run(statements["sort"])
-        run(statements["unload"])
         run(statements["classify"], self.parameters)
         counts = {action: count for action, count in run(statements["counts"])}
         if counts.get("create"):
@@ -531,7 +529,7 @@ class TradeUpserts:
 def _stage_sql(rows: int) -> str:
     values = "(" + ", ".join(["?"] * len(STAGE_COLUMNS)) + ")"
     # Only placeholders are formatted into the statement: the values are parameters.
-    return f"INSERT INTO trade_landing ({', '.join(STAGE_COLUMNS)}) VALUES " + ", ".join(  # noqa: S608
+    return f"INSERT INTO trade_stage ({', '.join(STAGE_COLUMNS)}) VALUES " + ", ".join(  # noqa: S608
         [values] * rows
     )
 

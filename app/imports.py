@@ -4,21 +4,25 @@ A dataset in the seed format goes through :func:`app.dataset.load`. A UN Comtrad
 (:mod:`app.comtrade`) is read once, as a stream, and written in one transaction,
 :data:`BATCH_SIZE` figures at a time (:class:`app.dataset.TradeUpserts`: a dozen set-based
 statements per batch), each batch's changes going to the feed under the revision the import
-makes at the end. From the first problem on nothing more is written, but the file is read
-to its end so that every problem is listed; then the transaction rolls back. So a million
-rows never sit in memory together, and a failure anywhere leaves the database as it was. A
-dry run does all the writing and then rolls back, so its counts are exactly those of the
-real import.
+makes at the end; a thread of its own reads and sorts the next batch while one is written.
+From the first problem on nothing more is written, but the file is read to its end so that
+every problem is listed; then the transaction rolls back. So a million rows never sit in
+memory together, and a failure anywhere leaves the database as it was. A dry run does all
+the writing and then rolls back, so its counts are exactly those of the real import.
 """
 
 from __future__ import annotations
 
 import re
 import tempfile
+import threading
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from itertools import islice
+from operator import itemgetter
+from queue import Full, Queue
 from typing import IO, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Query, Request
@@ -50,6 +54,7 @@ Progress = Callable[[str, int, int, int], None]
 after_batch: Callable[[int], None] | None = None
 
 T = TypeVar("T")
+_BY_ID = itemgetter(1)  # of a StagedTrade
 
 
 @dataclass(frozen=True)
@@ -218,13 +223,21 @@ def import_comtrade(
                 dataset.record_changes(connection, revision, changes, at)
                 search.reindex(connection, changes)
             staged = _staged(rows.figures(), _country_names(connection), source.id)
-            with dataset.TradeUpserts(connection, source.id, revision, at) as upserts:
-                written, figures = 0, iter(staged)
-                while batch := _stage_batch(upserts, figures, batch_size or BATCH_SIZE, rows):
-                    if rows.problem_count:
+            batches = _chunks(staged, batch_size or BATCH_SIZE, rows)
+            with (
+                _read_ahead(batches) as chunks,
+                dataset.TradeUpserts(connection, source.id, revision, at) as upserts,
+            ):
+                written = batch = 0
+                for chunk, failed in chunks:
+                    if failed:
                         continue  # the import fails: read on only to list every problem
+                    if chunk is not None:
+                        upserts.stage(chunk)
+                        batch += len(chunk)
+                        continue
                     upserts.write(report)
-                    written += batch
+                    written, batch = written + batch, 0
                     if after_batch is not None:
                         after_batch(written)
             if rows.problem_count:
@@ -243,17 +256,69 @@ def import_comtrade(
     return report
 
 
-def _stage_batch(
-    upserts: dataset.TradeUpserts, figures: Iterator[StagedTrade], size: int, rows: ComtradeFile
-) -> int:
-    """Stage the next ``size`` figures a chunk at a time (none once the file has a problem),
-    and say how many were read."""
-    read = 0
-    for chunk in _batches(islice(figures, size), dataset.STAGE_ROWS):
-        if not rows.problem_count:
-            upserts.stage(chunk)
-        read += len(chunk)
-    return read
+def _chunks(
+    staged: Iterator[StagedTrade], size: int, rows: ComtradeFile
+) -> Iterator[tuple[list[StagedTrade] | None, bool]]:
+    """Batches of ``size`` figures sorted by id (see TradeUpserts.stage), each cut into
+    chunks of ``STAGE_ROWS`` and ended by None; with each, whether the file had a problem
+    once the batch was read."""
+    while True:
+        batch = sorted(islice(staged, size), key=_BY_ID)
+        if not batch:
+            return
+        failed = bool(rows.problem_count)
+        step = dataset.STAGE_ROWS
+        chunks = [batch[start : start + step] for start in range(0, len(batch), step)]
+        chunks.reverse()
+        del batch  # each chunk goes once staged, while the next batch is read
+        while chunks:
+            yield chunks.pop(), failed
+        yield None, failed
+
+
+@contextmanager
+def _read_ahead(items: Iterator[T], depth: int = 2) -> Iterator[Iterator[T]]:
+    """``items`` made in a thread of their own, up to ``depth`` ahead: the database drivers
+    let go of the GIL while a statement runs, so the next batch is read and parsed on the
+    other core while one is written. The thread's error is raised here; leaving the block
+    stops the thread."""
+    queue: Queue[tuple[bool, Any]] = Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def hand_over(item: tuple[bool, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                queue.put(item, timeout=0.1)
+                return True
+            except Full:
+                pass
+        return False
+
+    def produce() -> None:
+        try:
+            for item in items:
+                if not hand_over((False, item)):
+                    return
+            hand_over((True, None))
+        except BaseException as exc:  # raised again where the items are used
+            hand_over((True, exc))
+
+    def consume() -> Iterator[T]:
+        while True:
+            done, item = queue.get()
+            if done:
+                if item is not None:
+                    raise item
+                return
+            yield item
+
+    thread = threading.Thread(target=produce, name="dyad-import-reader", daemon=True)
+    thread.start()
+    try:
+        yield consume()
+    finally:
+        stop.set()
+        thread.join()
 
 
 def _country_names(connection: Connection) -> search.Names:
@@ -266,23 +331,24 @@ def _staged(
     figures: Iterable[Figure], names: search.Names, source_id: str
 ) -> Iterator[StagedTrade]:
     """Figures as TradeUpserts takes them, with their search documents as :mod:`app.search`
-    makes them: the title from :func:`app.search.document`; a title and quote in ASCII
+    makes them: the title from :func:`app.search.trade_title`; a title and quote in ASCII
     without highlight marks need no cleaning, and the body is then the usual one (anything
     else takes search's own way, which cleans it)."""
+    title_of = search.trade_title
     for seq, (id_, reporter, partner, year, flow, value, quote) in enumerate(figures):
-        record = {
-            "id": id_,
-            "reporter": reporter,
-            "partner": partner,
-            "year": year,
-            "flow": flow,
-            "value": value,
-            "currency": dataset.CURRENCY,
-            "sources": [{"source": source_id, "quote": quote}],
-        }
-        title = search.document("trade", record, names)[0]
+        title = title_of(names, reporter, partner, flow, year)
         body = None
         if not (title.isascii() and quote.isascii() and _unmarked(quote)):
+            record = {
+                "id": id_,
+                "reporter": reporter,
+                "partner": partner,
+                "year": year,
+                "flow": flow,
+                "value": value,
+                "currency": dataset.CURRENCY,
+                "sources": [{"source": source_id, "quote": quote}],
+            }
             document = search._row("trade", record, names)
             title, body = document["title"], document["body"]
             if body == dataset.usual_body(value, quote):
@@ -292,17 +358,6 @@ def _staged(
 
 def _unmarked(text: str) -> bool:
     return search.MARK not in text and search.UNMARK not in text
-
-
-def _batches(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    batch: list[T] = []
-    for item in items:
-        batch.append(item)
-        if len(batch) >= size:
-            yield batch
-            batch = []
-    if batch:
-        yield batch
 
 
 # --- HTTP ------------------------------------------------------------------------------------

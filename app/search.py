@@ -198,12 +198,7 @@ def document(collection: str, r: Record, names: Names) -> tuple[str, list[str | 
         title = f"{kind} of {guest} to {host}, {r['date']}"
         return title, [r["place"], r["description"], *people, *_quotes(r)]
     if collection == "trade":
-        reporter, partner = names.countries(r["reporter"], r["partner"])
-        title = {
-            "turnover": f"{reporter} {DASH} {partner} trade turnover {r['year']}",
-            "export": f"{reporter} exports to {partner} {r['year']}",
-            "import": f"{reporter} imports from {partner} {r['year']}",
-        }[r["flow"]]
+        title = trade_title(names, r["reporter"], r["partner"], r["flow"], r["year"])
         return title, [f"{r['value']} {r['currency']}", *_quotes(r)]
     if collection == "routes":
         countries = names.countries(*r["countries"])
@@ -221,6 +216,18 @@ def document(collection: str, r: Record, names: Names) -> tuple[str, list[str | 
         body = [acronym, amount, r["as_of"], r["description"], *_quotes(r)]
         return f"{_words(r['metric'])}: {subject}", body
     raise KeyError(collection)
+
+
+def trade_title(names: Names, reporter: str, partner: str, flow: str, year: int) -> str:
+    """A trade figure's title; bulk imports call it once per row, hence no record dict."""
+    a, b = names.country.get(reporter, reporter), names.country.get(partner, partner)
+    if flow == "export":
+        return f"{a} exports to {b} {year}"
+    if flow == "import":
+        return f"{a} imports from {b} {year}"
+    if flow == "turnover":
+        return f"{a} {DASH} {b} trade turnover {year}"
+    raise KeyError(flow)
 
 
 def _clean(text: str) -> str:

@@ -24,7 +24,7 @@ from test_comtrade import HEADER, csv_bytes, row
 from test_export import cli_on, generate
 from typer.testing import CliRunner
 
-from app import api_keys, dataset, imports, search
+from app import api_keys, comtrade, dataset, imports, search
 from app import models as m
 from app.cli import app as cli
 from app.dataset import DatasetInvalid
@@ -548,6 +548,36 @@ def test_a_fault_half_way_through_http_and_the_cli(
     with cli_on(seeded_url, use_database):
         result = dyad("import", big_csv, "--format", "comtrade", *source_options())
         assert result.exit_code != 0 and isinstance(result.exception, RuntimeError)
+    assert state(engine) == before
+
+
+class FailingRead(io.BytesIO):
+    """A file whose reading fails part way, as a disk or an upload can."""
+
+    def __init__(self, data: bytes, fail_at: int) -> None:
+        super().__init__(data)
+        self.fail_at = fail_at
+
+    def read(self, size: int | None = -1) -> bytes:
+        if self.tell() >= self.fail_at:
+            raise OSError("injected read error")
+        return super().read(size)
+
+
+def test_an_error_of_the_reading_thread_is_raised_and_writes_nothing(
+    engine: Engine, big_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is read in a thread of its own: its error reaches the caller, after
+    batches were written, and the transaction rolls back."""
+    spec = imports.SourceSpec(**{k.removeprefix("source_"): v for k, v in SOURCE.items()})
+    monkeypatch.setattr(comtrade, "BLOCK_BYTES", 4_096)
+    written: list[int] = []
+    monkeypatch.setattr(imports, "after_batch", written.append)
+    before = state(engine)
+    data = big_csv.read_bytes()
+    with pytest.raises(OSError, match="injected read error"):
+        imports.import_comtrade(engine, FailingRead(data, len(data) // 2), spec, batch_size=500)
+    assert written  # batches were written before the error, then rolled back
     assert state(engine) == before
 
 
