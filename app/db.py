@@ -55,6 +55,7 @@ _WRITE = {"dyad_write": True}
 # tenth of a millisecond of work, often enough to stop on time, rarely enough to cost nothing.
 PROGRESS_STEPS = 10_000
 _DEADLINE = "dyad_deadline"  # in the connection's info: when its statement must stop
+_PROGRESS = "dyad_progress"  # in the connection's info: its progress handler
 NUL, NONCHARACTER = "\x00", "\uffff"
 
 
@@ -109,9 +110,8 @@ def create_db_engine(
         if timeout_ms:
             # [when the running statement must stop, how long a read statement may run]
             deadline = _record.info[_DEADLINE] = [math.inf, timeout_ms / 1000]
-            dbapi_connection.set_progress_handler(
-                lambda: time.monotonic() > deadline[0], PROGRESS_STEPS
-            )
+            handler = _record.info[_PROGRESS] = lambda: time.monotonic() > deadline[0]
+            dbapi_connection.set_progress_handler(handler, PROGRESS_STEPS)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
@@ -176,10 +176,19 @@ def _sqlite_deadlines(engine: Engine) -> None:
     def _arm(connection: Connection, *_args: Any) -> None:
         _arm_deadline(connection)
 
+    @event.listens_for(engine, "begin")
+    def _unhook_writes(connection: Connection) -> None:
+        # A write transaction has no deadline, and the handler's Python callback would cost
+        # it a GIL hand-over every few thousand SQLite steps (a quarter of an import's time
+        # while another thread parses the file): it goes until the transaction ends.
+        if connection.get_execution_options().get("dyad_write", False):
+            _driver(connection).set_progress_handler(None, 0)
+
     def _disarm(connection: Connection) -> None:
         holder = connection.info.get(_DEADLINE)
         if holder is not None:
             holder[0] = math.inf
+            _driver(connection).set_progress_handler(connection.info[_PROGRESS], PROGRESS_STEPS)
 
     event.listen(engine, "commit", _disarm)
     event.listen(engine, "rollback", _disarm)
@@ -189,6 +198,10 @@ def _sqlite_deadlines(engine: Engine) -> None:
         holder = record.info.get(_DEADLINE)
         if holder is not None:
             holder[0] = math.inf
+
+
+def _driver(connection: Connection) -> Any:
+    return connection.connection.driver_connection
 
 
 def _arm_deadline(connection: Connection) -> None:
@@ -249,8 +262,7 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
     connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
-    driver = connection.connection.driver_connection
-    rows = driver.execute(prepared.sql, values).fetchall()  # type: ignore[union-attr]
+    rows = _driver(connection).execute(prepared.sql, values).fetchall()
     return [prepared.row._make(row) for row in rows]
 
 

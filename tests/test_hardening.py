@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import ValidationError
 from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError
 
 from app import api_keys, limits
 from app.db import create_db_engine, is_sqlite, write_transaction
@@ -304,6 +305,21 @@ def test_writes_and_the_cli_are_not_cut_short(fresh_url: str) -> None:
     try:
         with engine.connect() as connection:
             assert connection.execute(text(heavy_sql(engine, 3_000_000))).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_a_read_after_a_write_on_the_same_connection_is_still_stopped(fresh_url: str) -> None:
+    """SQLite's progress handler is taken off for a write transaction (it would only slow
+    it) and put back when the transaction ends: the next read on that connection has its
+    deadline again."""
+    engine = create_db_engine(fresh_url, query_timeout_ms=50)
+    try:
+        for _ in range(2):
+            with write_transaction(engine) as connection:
+                assert connection.execute(text(heavy_sql(engine, 3_000_000))).scalar_one()
+            with engine.connect() as connection, pytest.raises(OperationalError):
+                connection.execute(text(heavy_sql(engine, 10**9))).scalar_one()
     finally:
         engine.dispose()
 
