@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 from starlette.responses import Response
 
 from app import models as m
@@ -74,7 +74,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [{**r, "members": found.get(r["id"], [])} for r in records]
 
 
-def member(code: Code):  # type: ignore[no-untyped-def]
+def member(code: Code) -> ColumnElement[bool]:
     return ORGANIZATION.c.id.in_(
         select(MEMBERSHIP.c.organization_id).where(MEMBERSHIP.c.country == code)
     )

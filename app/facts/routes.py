@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, select
 from starlette.responses import Response
 
 from app import models as m
@@ -71,7 +71,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     ]
 
 
-def through(code: Code):  # type: ignore[no-untyped-def]
+def through(code: Code) -> ColumnElement[bool]:
     return ROUTE.c.id.in_(select(ROUTE_COUNTRY.c.route_id).where(ROUTE_COUNTRY.c.country == code))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection, select
+from sqlalchemy import ColumnElement, Connection, select
 from starlette.responses import Response
 
 from app import models as m
@@ -55,7 +55,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return [with_countries(engine, r, ["parties"]) for r in records]
 
 
-def party(code: Code):  # type: ignore[no-untyped-def]
+def party(code: Code) -> ColumnElement[bool]:
     return TREATY.c.id.in_(select(PARTY.c.treaty_id).where(PARTY.c.country == code))
 
 
