@@ -128,6 +128,11 @@ def test_a_cursor_page_skips_no_rows(pages_client: TestClient) -> None:
     finally:
         event.remove(engine, "before_cursor_execute", record)
     assert [skipped_rows(*page) for page in pages] == [200, 0]
+    if engine.dialect.name == "sqlite":  # and it starts from an index position, not a scan
+        with engine.connect() as connection:
+            plan = connection.exec_driver_sql("EXPLAIN QUERY PLAN " + pages[1][0], pages[1][1])
+            steps = [row[3] for row in plan]
+        assert any(step.startswith("SEARCH trade_figure USING") for step in steps), steps
 
 
 def cursor(data: Any) -> str:
