@@ -259,12 +259,24 @@ class Generator:
 
     def trade(self) -> Iterator[Record]:
         """``rows`` figures with distinct (reporter, partner, year, flow), spread over every
-        pair and year by a stride through all of them, so that nothing grows with the count."""
+        pair and year by a stride through all of them, so that nothing grows with the count.
+
+        The benchmark's pair (KZ/AZ) gets the same figures at every size, each year's
+        turnover, export and import (90 figures), so that a larger dataset gives the same
+        dossier and pair page: what grows is only the tables they are found in.
+        """
         flows = ("turnover", "export", "import")
+        benchmark_pair = {"KZ", "AZ"}
+        made = 0
+        for year in YEARS:
+            for flow in flows:
+                reporter, partner = ("AZ", "KZ") if flow == "turnover" else ("KZ", "AZ")
+                yield self.figure_of(made, reporter, partner, year, flow)
+                made += 1
         size = len(self.codes)
         total = size * size * len(YEARS) * len(flows)
         stride = 1_000_003  # a prime: i * stride walks through every combination once
-        made, i = 0, 0
+        i = 0
         while made < self.rows:
             combo, i = (i * stride) % total, i + 1
             combo, flow = divmod(combo, len(flows))
@@ -273,18 +285,23 @@ class Generator:
             reporter, partner = self.codes[a], self.codes[b]
             if reporter == partner or (flows[flow] == "turnover" and reporter > partner):
                 continue
-            yield {
-                "id": _slug("trade", made),
-                "reporter": reporter,
-                "partner": partner,
-                "year": YEARS[year],
-                "flow": flows[flow],
-                "value": self.rng.randint(10_000, 10**11),
-                "currency": "USD",
-                "approximate": self.rng.random() < 0.1,
-                "sources": self.cite(f"trade of {reporter} with {partner} in {YEARS[year]}"),
-            }
+            if {reporter, partner} == benchmark_pair:
+                continue
+            yield self.figure_of(made, reporter, partner, YEARS[year], flows[flow])
             made += 1
+
+    def figure_of(self, n: int, reporter: str, partner: str, year: int, flow: str) -> Record:
+        return {
+            "id": _slug("trade", n),
+            "reporter": reporter,
+            "partner": partner,
+            "year": year,
+            "flow": flow,
+            "value": self.rng.randint(10_000, 10**11),
+            "currency": "USD",
+            "approximate": self.rng.random() < 0.1,
+            "sources": self.cite(f"trade of {reporter} with {partner} in {year}"),
+        }
 
 
 def generate(rows: int, seed: int = 1) -> Record:
