@@ -253,6 +253,7 @@ def import_comtrade(
                 raise _DryRun
     except _DryRun:
         pass
+    dataset.refresh_statistics(engine, report)
     return report
 
 
