@@ -52,9 +52,10 @@ lint: $(DEV_STAMP)
 	$(BIN)/bandit -q -r app -lll
 
 ## audit: known vulnerabilities in the pinned dependencies (pip-audit asks PyPI's advisory service,
-## so it needs the public network)
+## so it needs the public network; --strict fails when a dependency could not be audited at all,
+## instead of passing with nothing checked)
 audit: $(DEV_STAMP)
-	$(BIN)/pip-audit --progress-spinner off -r requirements.lock
+	$(BIN)/pip-audit --strict --progress-spinner off -r requirements.lock
 
 ## bench: the read benchmark (bench/run.py) and the import of 1M Comtrade rows (bench/measure_import.py; BENCH_ARGS="--rows 1000000" for more data)
 bench: $(DEV_STAMP)
