@@ -46,6 +46,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.settings import Settings, get_settings
@@ -262,7 +263,22 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
     connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
-    rows = _driver(connection).execute(prepared.sql, values).fetchall()
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    try:
+        rows = _driver(connection).execute(prepared.sql, values).fetchall()
+    except dbapi_error as error:
+        # As SQLAlchemy's own execution would: a lost connection is not given back to the
+        # pool, and the error is SQLAlchemy's (a timeout is a 503 problem, see app.problems).
+        if connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None):
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            prepared.sql,
+            values,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            dialect=connection.dialect,
+        ) from error
     return [prepared.row._make(row) for row in rows]
 
 

@@ -19,11 +19,11 @@ from fastapi.routing import iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
 from pydantic import ValidationError
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, Integer, column, text
 from sqlalchemy.exc import OperationalError
 
 from app import api_keys, limits
-from app.db import create_db_engine, is_sqlite, write_transaction
+from app.db import create_db_engine, fetch, is_sqlite, write_transaction
 from app.settings import PROJECT_ROOT, Settings
 
 SOURCE = {"id": "hardening-source", "title": "A source of the hardening tests"}
@@ -290,6 +290,28 @@ def test_a_slow_read_is_stopped_into_a_503(shared_seeded_url: str) -> None:
         # The connection goes back to the pool whole: the next reads are answered.
         for _ in range(3):
             assert client.get("/v1/countries/KZ?fresh=" + uuid.uuid4().hex).status_code == 200
+
+
+def test_a_slow_read_on_the_drivers_cursor_is_a_503_too(shared_seeded_url: str) -> None:
+    """Readers run their statements on the driver's cursor (app.db.fetch): a statement
+    stopped there is SQLAlchemy's error all the same, so it is a 503 problem, not a 500."""
+    with make_client(shared_seeded_url, query_timeout_ms=100) as client:
+        app = client.app
+
+        @app.get("/slow-fetch")  # type: ignore[attr-defined]
+        def slow(request: Request) -> int:
+            engine: Engine = request.app.state.engine
+            heavy = text(heavy_sql(engine, 10**9)).columns(column("n", Integer))
+            with engine.connect() as connection:
+                return int(fetch(connection, heavy)[0].n)  # type: ignore[arg-type]
+
+        started = time.monotonic()
+        response = client.get("/slow-fetch")
+        assert time.monotonic() - started < 5
+        assert problem(response, 503)["type"] == "/problems/query-timeout"
+        hides_internals(response)
+        for _ in range(3):  # and the connection is usable again
+            assert client.get("/v1/relations/KZ/AZ?fresh=" + uuid.uuid4().hex).status_code == 200
 
 
 def test_writes_and_the_cli_are_not_cut_short(fresh_url: str) -> None:
