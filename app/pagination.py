@@ -344,7 +344,8 @@ def select_page(
     """
     total = connection.execute(select(func.count()).select_from(main).where(*where)).scalar_one()
     keys = _keyset(spec)
-    query = select(main.c.id, *(column for column, _ in keys or [])).where(*where)
+    # With keyset, the sort fields are selected (the cursor holds them); the last is the id.
+    query = select(*(column for column, _ in keys) if keys else [main.c.id]).where(*where)
     sort = params.sort or ""
     if params.cursor is not None:
         if keys is None:
@@ -356,8 +357,8 @@ def select_page(
     rows = connection.execute(query.order_by(*order_clauses(spec)).limit(params.limit)).all()
     next_cursor = None
     if keys is not None and len(rows) == params.limit:
-        next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1][1:]))
-    return [row[0] for row in rows], int(total), next_cursor
+        next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1]))
+    return [row[-1] for row in rows], int(total), next_cursor
 
 
 MAX_CURSOR = 600
