@@ -1,15 +1,19 @@
 """Rate limits per client: in-process by default, shared through Redis across workers.
 
 A client is its API key when it sends one (a hash of the header, never the key itself),
-otherwise its IP address. Each client has a fixed one-minute window for reads and a
-stricter one for writes. Every answer carries ``RateLimit-Limit``, ``RateLimit-Remaining``
-and ``RateLimit-Reset`` (IETF httpapi draft -06); over the limit the answer is a ``429``
-problem with ``Retry-After``. With ``DYAD_REDIS_URL`` set, all workers and hosts count
-together (one ``INCR`` per request); without it each process counts on its own.
+otherwise its IP address. Each client has a one-minute sliding window for reads and a
+stricter one for writes: the count of the current minute plus the previous minute's count,
+weighted by how much of it still lies within the last 60 seconds (Cloudflare's sliding-window
+estimate). Unlike a fixed window it does not reset to zero on the minute, so
+a client cannot spend two budgets across a boundary. Every answer carries ``RateLimit-Limit``,
+``RateLimit-Remaining`` and ``RateLimit-Reset`` (IETF httpapi draft -06); over the limit the
+answer is a ``429`` problem with ``Retry-After``, the seconds until one more request fits.
+With ``DYAD_REDIS_URL`` set, all workers and hosts count together (one round trip per
+request); without it each process counts on its own.
 
 Guessing keys is throttled apart from that budget: a client IP whose keys were refused
-(``401``) ``bad_key_limit`` times in a window gets ``429`` for every request that carries a
-key until the window ends, before the key is even looked up.
+(``401``) ``bad_key_limit`` times in the last minute gets ``429`` for every request that
+carries a key, before the key is even looked up.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
@@ -31,31 +36,69 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 UNLIMITED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
 
 
+@dataclass(frozen=True)
+class Usage:
+    """A client's counts in the previous and the current fixed minute, seen at ``elapsed``."""
+
+    previous: int
+    current: int
+    elapsed: float  # seconds into the current minute
+
+    @property
+    def estimate(self) -> float:
+        """Requests in the last 60 seconds, the previous minute's spread evenly over it."""
+        return self.previous * (1 - self.elapsed / WINDOW_SECONDS) + self.current
+
+    def remaining(self, limit: int) -> int:
+        return max(0, math.floor(limit - self.estimate))
+
+    def wait(self, limit: int) -> int:
+        """Whole seconds until one more request fits under ``limit``, if none else comes."""
+        if self.current + 1 <= limit:  # the previous minute's share must fade enough
+            fraction = 1 - (limit - self.current - 1) / self.previous if self.previous else 0
+            seconds = fraction * WINDOW_SECONDS - self.elapsed
+        else:  # this minute must become the previous one, and fade in its turn
+            fraction = 1 - (limit - 1) / self.current
+            seconds = WINDOW_SECONDS - self.elapsed + fraction * WINDOW_SECONDS
+        return max(1, math.ceil(seconds))
+
+    @property
+    def reset(self) -> int:
+        """Seconds until the current minute ends and its count starts to fade."""
+        return max(1, math.ceil(WINDOW_SECONDS - self.elapsed))
+
+
 class Counter(Protocol):
-    async def hit(self, key: str, window: int) -> int:
-        """Count one request of ``key`` in ``window``; return the count so far."""
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
+        """Count one request of ``key`` in minute ``window``; return the previous minute's
+        count and this one's, this request included."""
         ...
 
-    async def peek(self, key: str, window: int) -> int:
-        """The count of ``key`` in ``window``, without counting."""
+    async def peek(self, key: str, window: int) -> tuple[int, int]:
+        """The previous minute's count of ``key`` and this one's, without counting."""
         ...
 
 
 class MemoryCounter:
-    """Counts in this process; old windows are dropped as new ones start."""
+    """Counts in this process; minutes older than the previous one are dropped."""
 
     def __init__(self) -> None:
-        self.window = -1
-        self.counts: dict[str, int] = {}
+        self.minutes: dict[int, dict[str, int]] = {}
 
-    async def hit(self, key: str, window: int) -> int:
-        if window != self.window:
-            self.window, self.counts = window, {}
-        self.counts[key] = self.counts.get(key, 0) + 1
-        return self.counts[key]
+    def _counts(self, window: int) -> dict[str, int]:
+        if window not in self.minutes:
+            self.minutes = {w: c for w, c in self.minutes.items() if w >= window - 1}
+            self.minutes[window] = {}
+        return self.minutes[window]
 
-    async def peek(self, key: str, window: int) -> int:
-        return self.counts.get(key, 0) if window == self.window else 0
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
+        counts = self._counts(window)
+        counts[key] = counts.get(key, 0) + 1
+        return self.minutes.get(window - 1, {}).get(key, 0), counts[key]
+
+    async def peek(self, key: str, window: int) -> tuple[int, int]:
+        previous = self.minutes.get(window - 1, {}).get(key, 0)
+        return previous, self.minutes.get(window, {}).get(key, 0)
 
 
 class RedisCounter:
@@ -65,17 +108,20 @@ class RedisCounter:
         self.redis = aioredis.from_url(url)
         self.prefix = prefix
 
-    async def hit(self, key: str, window: int) -> int:
+    async def hit(self, key: str, window: int) -> tuple[int, int]:
         name = f"{self.prefix}{window}:{key}"
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.incr(name)
             pipe.expire(name, WINDOW_SECONDS * 2)
-            count, _ = await pipe.execute()
-        return int(count)
+            pipe.get(f"{self.prefix}{window - 1}:{key}")
+            current, _, previous = await pipe.execute()
+        return int(previous or 0), int(current)
 
-    async def peek(self, key: str, window: int) -> int:
-        count = await self.redis.get(f"{self.prefix}{window}:{key}")
-        return int(count or 0)
+    async def peek(self, key: str, window: int) -> tuple[int, int]:
+        previous, current = await self.redis.mget(
+            f"{self.prefix}{window - 1}:{key}", f"{self.prefix}{window}:{key}"
+        )
+        return int(previous or 0), int(current or 0)
 
     async def aclose(self) -> None:
         await self.redis.aclose()
@@ -93,11 +139,13 @@ def make_counter(settings: Settings) -> Counter:
     return RedisCounter(settings.redis_url) if settings.redis_url else MemoryCounter()
 
 
-def _window() -> tuple[int, int]:
-    """The current window and the seconds until it ends."""
-    now = time.time()
-    window = int(now // WINDOW_SECONDS)
-    return window, max(1, math.ceil((window + 1) * WINDOW_SECONDS - now))
+clock = time.time  # tests move it
+
+
+def _minute() -> tuple[int, float]:
+    """The current fixed minute and the seconds elapsed in it."""
+    now = clock()
+    return int(now // WINDOW_SECONDS), now % WINDOW_SECONDS
 
 
 class RateLimitMiddleware:
@@ -113,20 +161,22 @@ class RateLimitMiddleware:
             return
         reading = scope["method"] in READ_METHODS
         limit = self.reads if reading else self.writes
-        window, reset = _window()
-        count = await self.counter.hit(f"{'r' if reading else 'w'}:{client_id(scope)}", window)
+        window, elapsed = _minute()
+        key = f"{'r' if reading else 'w'}:{client_id(scope)}"
+        usage = Usage(*await self.counter.hit(key, window), elapsed)
         headers = {
             "RateLimit-Limit": str(limit),
-            "RateLimit-Remaining": str(max(0, limit - count)),
-            "RateLimit-Reset": str(reset),
+            "RateLimit-Remaining": str(usage.remaining(limit)),
+            "RateLimit-Reset": str(usage.reset),
         }
-        if count > limit:
+        if usage.estimate > limit:
             kind = "reads" if reading else "writes"
+            wait = usage.wait(limit)
             response = problem_response(
                 429,
-                f"Too many {kind}: {limit} a minute per client. Try again in {reset} s.",
+                f"Too many {kind}: {limit} a minute per client. Try again in {wait} s.",
                 slug="rate-limited",
-                headers={**headers, "Retry-After": str(reset)},
+                headers={**headers, "Retry-After": str(wait)},
             )
             await response(scope, receive, send)
             return
@@ -161,14 +211,16 @@ class BadKeyThrottle:
             return
         client = scope.get("client")
         key = "bad-key:" + (client[0] if client else "unknown")
-        window, reset = _window()
-        if await self.counter.peek(key, window) >= self.limit:
+        window, elapsed = _minute()
+        usage = Usage(*await self.counter.peek(key, window), elapsed)
+        if usage.estimate > self.limit - 1:  # one more refusal would be over the limit
+            wait = usage.wait(self.limit)
             response = problem_response(
                 429,
                 f"Too many refused API keys from this address: {self.limit} a minute. "
-                f"Try again in {reset} s.",
+                f"Try again in {wait} s.",
                 slug="too-many-bad-keys",
-                headers={"Retry-After": str(reset)},
+                headers={"Retry-After": str(wait)},
             )
             await response(scope, receive, send)
             return

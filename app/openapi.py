@@ -175,9 +175,9 @@ def with_rate_limits(spec: dict[str, Any]) -> dict[str, Any]:
     headers = {
         name: {"description": description, "schema": {"type": "integer"}}
         for name, description in (
-            ("RateLimit-Limit", "Requests allowed per window."),
-            ("RateLimit-Remaining", "Requests left in this window."),
-            ("RateLimit-Reset", "Seconds until the window resets."),
+            ("RateLimit-Limit", "Requests allowed in any 60 seconds (a sliding window)."),
+            ("RateLimit-Remaining", "Requests left in the last 60 seconds."),
+            ("RateLimit-Reset", "Seconds until this minute's count starts to fade."),
         )
     }
     too_many = problem_responses(429)[429]

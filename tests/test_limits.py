@@ -8,6 +8,8 @@ import uuid
 import pytest
 from conftest import make_client, problem
 from fastapi.testclient import TestClient
+from hypothesis import given
+from hypothesis import strategies as st
 
 from app import limits
 
@@ -66,6 +68,54 @@ def test_off_only_when_configured(shared_seeded_url: str) -> None:
         assert client.get("/v1/countries/KZ").status_code == 200
         assert client.get("/v1/countries/KZ").status_code == 200
         assert "ratelimit-limit" not in client.get("/v1/countries/KZ").headers
+
+
+def test_a_new_minute_is_not_a_new_budget(
+    shared_seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    now = [60 * 1000 + 50.0]  # ten seconds before a minute ends
+    monkeypatch.setattr(limits, "clock", lambda: now[0])
+    with limited(shared_seeded_url, rate_limit_reads=4) as client:
+        for _ in range(4):
+            assert client.get("/v1/countries/KZ").status_code == 200
+        now[0] += 15  # five seconds into the next minute: 4 * 55/60 of the old ones still count
+        response = client.get("/v1/countries/KZ")
+        problem(response, 429)
+        # One more fits once 4 * (1 - t/60) + 1 (the refused one) ≤ 3: at t = 30 s, 25 s away.
+        assert response.headers["retry-after"] == "25"
+        now[0] += 24
+        assert client.get("/v1/countries/KZ").status_code == 429  # and it counts too
+        now[0] += 30
+        assert client.get("/v1/countries/KZ").status_code == 200
+
+
+def _estimate_after(usage: limits.Usage, seconds: float) -> float:
+    """What the estimate will be ``seconds`` later if no request comes."""
+    elapsed = usage.elapsed + seconds
+    if elapsed < limits.WINDOW_SECONDS:
+        return limits.Usage(usage.previous, usage.current, elapsed).estimate
+    if elapsed < 2 * limits.WINDOW_SECONDS:
+        return limits.Usage(usage.current, 0, elapsed - limits.WINDOW_SECONDS).estimate
+    return 0.0
+
+
+@given(
+    previous=st.integers(0, 500),
+    current=st.integers(0, 500),
+    elapsed=st.floats(0, limits.WINDOW_SECONDS, exclude_max=True),
+    limit=st.integers(1, 400),
+)
+def test_retry_after_is_the_first_whole_second_one_more_request_fits(
+    previous: int, current: int, elapsed: float, limit: int
+) -> None:
+    usage = limits.Usage(previous, current, elapsed)
+    wait = usage.wait(limit)
+    assert 1 <= wait <= 2 * limits.WINDOW_SECONDS
+    assert _estimate_after(usage, wait) <= limit - 1 + 1e-9
+    if wait > 1:
+        assert _estimate_after(usage, wait - 1) > limit - 1
+    assert 0 <= usage.remaining(limit) <= limit
+    assert 1 <= usage.reset <= limits.WINDOW_SECONDS
 
 
 @pytest.fixture
