@@ -14,8 +14,6 @@ import hashlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import cache
-from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +46,7 @@ from sqlalchemy.sql.expression import bindparam
 
 from app import models as m
 from app import search
-from app.db import is_sqlite, write_transaction
+from app.db import bulk_insert, is_sqlite, write_transaction
 from app.models import table
 from app.readers import read_collection
 from app.records import (
@@ -358,7 +356,7 @@ STAGE = _stage_table(
     Column("action", String(10)),  # create, update, or None for a figure stored as it is
 )
 STAGE_COLUMNS = [c.name for c in STAGE.c if c.name != "action"]
-STAGE_ROWS = 3_000  # rows per INSERT into the stage on SQLite: 30,000 parameters of 32,766
+STAGE_ROWS = 3_000  # rows staged per call: one INSERT on SQLite (30,000 parameters of 32,766)
 # SQLite's page caches while TradeUpserts writes (2 MiB each by default): the main one, since
 # the indexes take random keys and a page not in the cache is read again; the temporary
 # one, to hold a staged batch. Together a third of the 300 MB an import may take.
@@ -508,18 +506,7 @@ class TradeUpserts:
     def stage(self, rows: Sequence[StagedTrade]) -> None:
         """Add figures to the batch (ids unique within it); many calls may make one. A batch
         staged in id order is written fastest."""
-        if not self.sqlite:
-            cursor: Any = self.connection.connection.cursor()
-            columns = ", ".join(STAGE_COLUMNS)
-            with cursor.copy(f"COPY trade_stage ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
-            return
-        for start in range(0, len(rows), STAGE_ROWS):
-            chunk = rows[start : start + STAGE_ROWS]
-            self.connection.exec_driver_sql(
-                _stage_sql(len(chunk)), tuple(chain.from_iterable(chunk))
-            )
+        bulk_insert(self.connection, STAGE.name, STAGE_COLUMNS, rows)
 
     def write(self, report: LoadReport) -> None:
         """Upsert the batch staged so far, counting each outcome in ``report``."""
@@ -540,15 +527,6 @@ class TradeUpserts:
         run(statements["clear"])
         for action, outcome in (("create", "created"), ("update", "updated"), (None, "unchanged")):
             report.count("trade", outcome, counts.get(action, 0))
-
-
-@cache
-def _stage_sql(rows: int) -> str:
-    values = "(" + ", ".join(["?"] * len(STAGE_COLUMNS)) + ")"
-    # Only placeholders are formatted into the statement: the values are parameters.
-    return f"INSERT INTO trade_stage ({', '.join(STAGE_COLUMNS)}) VALUES " + ", ".join(  # noqa: S608
-        [values] * rows
-    )
 
 
 def export_dataset(connection: Connection) -> dict[str, Any]:

@@ -22,10 +22,11 @@ import math
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ PROGRESS_STEPS = 10_000
 _DEADLINE = "dyad_deadline"  # in the connection's info: when its statement must stop
 _PROGRESS = "dyad_progress"  # in the connection's info: its progress handler
 NUL, NONCHARACTER = "\x00", "\uffff"
+SQLITE_MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
 
 def is_sqlite(engine: Engine | Connection) -> bool:
@@ -221,6 +223,36 @@ def any_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement
             select(literal_column("value")).select_from(func.json_each(bindparam(name)))
         )
     return column == any_(bindparam(name, type_=ARRAY(String)))
+
+
+def bulk_insert(
+    connection: Connection, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+) -> None:
+    """Insert many rows in as few statements as the engine allows: a COPY on PostgreSQL, a
+    multi-row INSERT per 32,766 parameters on SQLite. An executemany runs a statement per
+    row, which PostgreSQL plans each time and after which FTS5 flushes its pending terms."""
+    if not rows:
+        return
+    if connection.dialect.name == "postgresql":
+        cursor = connection.connection.cursor()
+        with cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        return
+    per_statement = SQLITE_MAX_PARAMETERS // len(columns)
+    for start in range(0, len(rows), per_statement):
+        chunk = rows[start : start + per_statement]
+        sql = _insert_sql(table, tuple(columns), len(chunk))
+        connection.exec_driver_sql(sql, tuple(chain.from_iterable(chunk)))
+
+
+@lru_cache(maxsize=64)
+def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
+    values = "(" + ", ".join(["?"] * len(columns)) + ")"
+    # Only names of this code's own tables and placeholders go into the text.
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES " + ", ".join(  # noqa: S608
+        [values] * rows
+    )
 
 
 @dataclass(frozen=True)

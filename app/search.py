@@ -25,11 +25,12 @@ from typing import Annotated, Any, Literal
 import sqlalchemy as sa
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, delete, insert, select
+from sqlalchemy import ColumnElement, Connection, delete, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import EngineDep
+from app.db import bulk_insert
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, order_by, page_response, sorted_page
 from app.problems import InvalidInput, problem_responses
@@ -59,6 +60,7 @@ SEPARATOR = " · "
 DASH = "\u2013"  # en dash, between the names of a pair of countries
 CHUNK = 500
 HIT_COLUMNS = ("type", "id", "title", "snippet", "score")
+DOCUMENT_COLUMNS = ("type", "id", "title", "body")
 
 # What the documents are stored in: the FTS5 content table on SQLite, the indexed table on
 # PostgreSQL; queries read ``search_document`` on both.
@@ -317,21 +319,31 @@ def reindex(connection: Connection, changes: Iterable[tuple[str, str, str]]) -> 
         connection.execute(
             delete(store).where(store.c.type == entity_type, store.c.id.not_in(select(main.c.id)))
         )
-    for documents in _documents(connection, fresh):
-        if documents:
-            connection.execute(insert(store), documents)
+    _index(connection, fresh)
+
+
+def _index(connection: Connection, ids: Mapping[str, set[str]]) -> None:
+    """Write the documents of these entities, one statement per batch: FTS5 flushes its
+    pending terms after every statement that writes it, and PostgreSQL computes the vector
+    fastest in a COPY (an INSERT per row plans the vector's expression each time)."""
+    store = _store(connection).name
+    for documents in _documents(connection, ids):
+        rows = [(d["type"], d["id"], d["title"], d["body"]) for d in documents]
+        bulk_insert(connection, store, DOCUMENT_COLUMNS, rows)
 
 
 def rebuild(connection: Connection) -> None:
     """Index every stored entity afresh (after a migration, or to repair the index)."""
-    store = _store(connection)
-    connection.execute(delete(store))
-    changes = [
-        ("create", ENTITY_TYPE[collection], id_)
-        for collection in COLLECTIONS
-        for id_ in connection.execute(select(MAIN_TABLE[collection].c.id)).scalars()
-    ]
-    reindex(connection, changes)
+    connection.execute(delete(_store(connection)))
+    _index(
+        connection,
+        {
+            ENTITY_TYPE[collection]: set(
+                connection.execute(select(MAIN_TABLE[collection].c.id)).scalars()
+            )
+            for collection in COLLECTIONS
+        },
+    )
 
 
 # --- querying -----------------------------------------------------------------------------
