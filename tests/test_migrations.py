@@ -17,7 +17,7 @@ from alembic.script import ScriptDirectory
 from conftest import SEED, count_rows
 from sqlalchemy import Engine, func, insert, inspect, select, text
 
-from app import dataset, migrate
+from app import dataset, migrate, search
 from app import models as m
 from app.db import create_db_engine
 from app.models import metadata, table
@@ -210,6 +210,53 @@ def entities(engine: Engine) -> int:
             int(connection.execute(select(func.count()).select_from(MAIN_TABLE[c])).scalar_one())
             for c in COLLECTIONS
         )
+
+
+def tsv_column(engine: Engine) -> tuple[str, list[tuple[str, str, str]]]:
+    """The search vector's expression, and every document's vector."""
+    with engine.connect() as connection:
+        expression = connection.execute(
+            text(
+                "SELECT generation_expression FROM information_schema.columns "
+                "WHERE table_name = 'search_document' AND column_name = 'tsv'"
+            )
+        ).scalar_one()
+        rows = connection.execute(
+            text("SELECT type, id, tsv::text FROM search_document ORDER BY type, id")
+        )
+        return expression, [tuple(r) for r in rows]
+
+
+def test_a_search_vector_made_before_its_fast_path_gets_it(seeded_url: str) -> None:
+    """Databases whose search_index migration made the vector with translate() on every text
+    get the fast path from e8a1d5c3f7b2, with every vector unchanged."""
+    if seeded_url.startswith("sqlite"):
+        pytest.skip("SQLite's FTS5 folds letters as it tokenizes: no vector expression")
+    accented, plain = "".join(map(chr, search.FOLD)), "".join(search.FOLD.values())
+
+    def words(column: str) -> str:
+        stripped = f"regexp_replace({column}, '[!-/:-@[-`{{-~]', ' ', 'g')"
+        return f"to_tsvector('simple'::regconfig, translate({stripped}, '{accented}', '{plain}'))"
+
+    with connected(seeded_url) as engine:
+        expression, vectors = tsv_column(engine)
+        assert "CASE" in expression
+        with engine.begin() as connection:  # the column as search_index used to make it
+            connection.execute(text("ALTER TABLE search_document DROP COLUMN tsv"))
+            connection.execute(
+                text(
+                    "ALTER TABLE search_document ADD COLUMN tsv TSVECTOR GENERATED ALWAYS AS "
+                    f"(setweight({words('title')}, 'A') || setweight({words('body')}, 'B')) "
+                    "STORED"
+                )
+            )
+        slow, slow_vectors = tsv_column(engine)
+        assert "CASE" not in slow
+        assert slow_vectors == vectors
+    migrate.downgrade(seeded_url, "7c4f2a9e1b03")
+    migrate.upgrade(seeded_url)
+    with connected(seeded_url) as engine:
+        assert tsv_column(engine) == (expression, vectors)
 
 
 def test_one_line_of_migrations() -> None:
