@@ -12,7 +12,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -91,12 +91,17 @@ def template_url(
         assert postgres is not None
         url = postgres.create()
     migrate.upgrade(url)
-    engine = create_db_engine(url)
-    if engine_kind == "sqlite":
-        with engine.connect() as conn:  # fold the WAL into the file so that a copy is whole
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-    engine.dispose()
+    checkpoint(url)
     return url
+
+
+def checkpoint(url: str) -> None:
+    """On SQLite, fold the WAL into the file, so that a copy of the file is whole."""
+    if url.startswith("sqlite"):
+        engine = create_db_engine(url)
+        with engine.connect() as conn:
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        engine.dispose()
 
 
 def copy_database(template: str, kind: str, postgres: Postgres | None, directory: Path) -> str:
@@ -129,24 +134,50 @@ def load_into(url: str, data: dict[str, Any] | Path) -> dataset.LoadReport:
         engine.dispose()
 
 
-@pytest.fixture
-def seeded_url(fresh_url: str) -> str:
-    """A migrated database of the test's own, holding the seed."""
-    load_into(fresh_url, SEED)
-    return fresh_url
-
-
 @pytest.fixture(scope="session")
-def shared_seeded_url(
+def loaded_url(
     template_url: str,
     engine_kind: str,
     postgres: Postgres | None,
     tmp_path_factory: pytest.TempPathFactory,
-) -> str:
+) -> Callable[[str, Any], str]:
+    """``loaded_url(name, data)``: a database holding ``data``, loaded once a session and
+    shared by every test that asks for the same name. Read it, or copy it; never write."""
+    loaded: dict[str, str] = {}
+
+    def url_for(name: str, data: Any) -> str:
+        if name not in loaded:
+            directory = tmp_path_factory.mktemp(name)
+            url = copy_database(template_url, engine_kind, postgres, directory)
+            load_into(url, data() if callable(data) else data)
+            checkpoint(url)
+            loaded[name] = url
+        return loaded[name]
+
+    return url_for
+
+
+@pytest.fixture(scope="session")
+def shared_seeded_url(loaded_url: Callable[[str, Any], str]) -> str:
     """A seeded database that read-only tests share: never write to it."""
-    url = copy_database(template_url, engine_kind, postgres, tmp_path_factory.mktemp("seeded"))
-    load_into(url, SEED)
-    return url
+    return loaded_url("seed", SEED)
+
+
+@pytest.fixture
+def seeded_url(
+    loaded_url: Callable[[str, Any], str],
+    engine_kind: str,
+    postgres: Postgres | None,
+    tmp_path: Path,
+) -> Iterator[str]:
+    """A migrated database of the test's own, holding the seed: a copy of one that nothing
+    connects to (PostgreSQL copies a template only when no one is connected to it)."""
+    template = loaded_url("seed-template", SEED)
+    url = copy_database(template, engine_kind, postgres, tmp_path)
+    yield url
+    engine_for.cache_clear()
+    if engine_kind == "postgresql" and postgres is not None:
+        postgres.drop(url)
 
 
 def make_client(url: str, **overrides: object) -> TestClient:

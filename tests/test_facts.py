@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -504,10 +504,10 @@ EXTRA = {
 KZ_AZ_TREATIES = {"country": "KZ", "partner": "AZ"}
 
 
-@pytest.fixture
-def extra(fresh_url: str) -> Iterator[TestClient]:
-    load_into(fresh_url, EXTRA)
-    with make_client(fresh_url) as test_client:
+@pytest.fixture(scope="module")
+def extra(loaded_url: Callable[[str, Any], str]) -> Iterator[TestClient]:
+    """A client over EXTRA, shared by this module's tests: they only read."""
+    with make_client(loaded_url("facts-extra", EXTRA)) as test_client:
         yield test_client
 
 

@@ -524,7 +524,8 @@ def test_repeated_bad_keys_are_throttled(seeded_url: str) -> None:
         response = client.post("/v1/sources", json=SOURCE, headers=guesses[3])
         body = problem(response, 429)
         assert body["type"] == "/problems/too-many-bad-keys"
-        assert 1 <= int(response.headers["retry-after"]) <= 60
+        # A sliding window: refusals of this minute fade through the next one.
+        assert 1 <= int(response.headers["retry-after"]) <= 2 * 60
         # Even the right key waits: the address is refused before any key is looked at.
         problem(client.post("/v1/sources", json=SOURCE, headers=bearer(key)), 429)
         assert client.get("/v1/sources/" + SOURCE["id"]).status_code == 404

@@ -10,11 +10,11 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from conftest import SEED, load_into, make_client, ok, problem
+from conftest import SEED, make_client, ok, problem
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -46,10 +46,10 @@ def generated() -> dict[str, Any]:
     return data
 
 
-@pytest.fixture
-def pages_client(fresh_url: str) -> Iterator[TestClient]:
-    load_into(fresh_url, generated())
-    with make_client(fresh_url, cache_enabled=False) as client:
+@pytest.fixture(scope="module")
+def pages_client(loaded_url: Callable[[str, Any], str]) -> Iterator[TestClient]:
+    """A client over the generated lists, shared by this module's tests: they only read."""
+    with make_client(loaded_url("pages", generated), cache_enabled=False) as client:
         yield client
 
 
