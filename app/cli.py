@@ -69,7 +69,7 @@ def db_downgrade(
 def db_current() -> None:
     """Show the migration the database is at, and the latest one."""
     engine = get_engine()
-    head = migrate.head_revision(get_settings().database_url)
+    head = migrate.head_revision()
     out.print(f"current: {migrate.current_revision(engine) or 'none'}  latest: {head}")
 
 

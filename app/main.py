@@ -36,6 +36,7 @@ from app.facts import (
 )
 from app.guard import RequestGuard, SecurityHeaders
 from app.limits import BadKeyThrottle, RateLimitMiddleware, RedisCounter, make_counter
+from app.migrate import head_revision
 from app.problems import install_problem_handlers
 from app.settings import Settings, get_settings
 
@@ -83,7 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.state.migration_head = observability.migration_head(engine)
+    app.state.migration_head = head_revision()
     app.state.metrics = observability.Metrics()
     app.state.revision = RevisionWatch(engine)
     install_problem_handlers(app)

@@ -24,7 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.dataset import current_state
-from app.migrate import current_revision, head_revision
+from app.migrate import current_revision
 from app.problems import ServiceUnavailable, problem_responses
 
 router = APIRouter(tags=["operations"])
@@ -78,10 +78,6 @@ def get_readiness(request: Request) -> dict[str, Any]:
 def current_state_safe(engine: Engine) -> int:
     with engine.connect() as connection:
         return current_state(connection)[0]
-
-
-def migration_head(engine: Engine) -> str | None:
-    return head_revision(engine.url.render_as_string(hide_password=False))
 
 
 class Metrics:

@@ -112,7 +112,7 @@ def test_seed_and_export_need_a_migrated_database(empty_db: str, tmp_path: Path)
 
 
 def test_upgrade_seed_reseed_and_export(empty_db: str, tmp_path: Path) -> None:
-    head = migrate.head_revision(empty_db)
+    head = migrate.head_revision()
     assert f"current: none  latest: {head}" in dyad("db", "current").output
 
     result = dyad("db", "upgrade")
