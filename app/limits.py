@@ -60,7 +60,7 @@ class Usage:
         else:  # this minute must become the previous one, and fade in its turn
             fraction = 1 - (limit - 1) / self.current
             seconds = WINDOW_SECONDS - self.elapsed + fraction * WINDOW_SECONDS
-        return max(1, math.ceil(seconds))
+        return max(1, math.ceil(round(seconds, 6)))  # (float noise must not add a second)
 
     @property
     def reset(self) -> int:
