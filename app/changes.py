@@ -13,6 +13,7 @@ from starlette.responses import Response
 from app import models as m
 from app.countries import EngineDep
 from app.dataset import current_state, dumps, export_dataset
+from app.db import read_connection
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, page_response, sorted_page
 from app.problems import problem_responses
@@ -54,7 +55,7 @@ async def list_changes(
     since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Revision already seen.")] = 0,
 ) -> Response:
     where = [CHANGE.c.revision > since]
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         revision = current_state(connection)[0]
         total = connection.execute(
             select(func.count()).select_from(CHANGE).where(*where)
@@ -89,6 +90,6 @@ async def list_changes(
     response_model=Dataset,
 )
 def export(engine: EngineDep) -> Response:
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         body = dumps(export_dataset(connection))
     return Response(body, media_type="application/json")

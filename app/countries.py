@@ -20,6 +20,7 @@ from sqlalchemy import Engine, and_, func, literal, or_, select, union_all
 from starlette.responses import Response
 
 from app import models as m
+from app.db import read_connection
 from app.models import table
 from app.pagination import (
     CSV_RESPONSE,
@@ -72,7 +73,7 @@ class Partner(BaseModel):
 @lru_cache(maxsize=8)
 def country_index(engine: Engine) -> dict[str, Country]:
     """``{iso2: country object}`` for every country, read once per engine."""
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         rows = connection.execute(select(COUNTRY).order_by(COUNTRY.c.iso2)).mappings()
         return {
             row["iso2"]: {
@@ -180,7 +181,7 @@ async def list_countries(
             clauses.append(COUNTRY.c.iso2 == code.alpha_2)
         where.append(or_(*clauses))
     order = order_by(page.sort, SORT_FIELDS, "name", COUNTRY.c.iso2)
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         total = connection.execute(
             select(func.count()).select_from(COUNTRY).where(*where)
         ).scalar_one()
@@ -274,7 +275,7 @@ def list_country_partners(
     lang: LangQuery = None,
 ) -> Response:
     counts: dict[str, dict[str, int]] = {}
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         for partner, kind, n in connection.execute(_partner_facts(code)):
             counts.setdefault(partner, dict.fromkeys(PartnerCounts.model_fields, 0))[kind] = n
     for c in counts.values():

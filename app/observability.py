@@ -24,6 +24,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.dataset import current_state
+from app.db import read_connection
 from app.migrate import current_revision
 from app.problems import ServiceUnavailable, problem_responses
 
@@ -76,7 +77,7 @@ def get_readiness(request: Request) -> dict[str, Any]:
 
 
 def current_state_safe(engine: Engine) -> int:
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         return current_state(connection)[0]
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import Column, ColumnElement, Connection, Engine, Select, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
-from app.db import any_of, fetch
+from app.db import any_of, fetch, read_connection
 from app.pagination import (
     DateSort,
     PageParams,
@@ -55,7 +55,7 @@ def list_response(
     """A page of one collection: ids by SQL (filtered, sorted), then records in bulk."""
     main = MAIN_TABLE[collection]
     spec = sort_spec(params.sort, sort_fields, default_sort, main.c.id)
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         ids, total, next_cursor = select_page(connection, main, where, spec, params)
         items = present(connection, read_collection(connection, collection, ids))
     return page_response(request, params, items, total, next_cursor=next_cursor)
@@ -63,7 +63,7 @@ def list_response(
 
 def get_response(engine: Engine, collection: str, id_: str, present: Present) -> Response:
     """One entity by id, or a 404 problem naming what was asked for."""
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         records = read_collection(connection, collection, [id_])
         if not records:
             raise NotFound(f"There is no {ENTITY_TYPE[collection]} with id {id_!r}.")

@@ -30,7 +30,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import EngineDep
-from app.db import bulk_insert
+from app.db import bulk_insert, read_connection
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, order_by, page_response, sorted_page
 from app.problems import InvalidInput, problem_responses
@@ -594,6 +594,6 @@ def search_facts(
             errors=[{"param": "q", "message": "no letters or digits"}],
         )
     types = _types(kinds)
-    with engine.connect() as connection:
+    with read_connection(engine) as connection:
         hits, total = search_documents(connection, words, types, page)
     return page_response(request, page, hits, total, columns=HIT_COLUMNS, extra={"terms": words})
