@@ -27,7 +27,6 @@ from typing import Any, Protocol
 import psycopg
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.etags import matches
@@ -132,11 +131,24 @@ class Entry:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     etag: str
+    route: Any  # the route that made the answer, for the metrics of the answers repeating it
 
 
-def _representation(scope: Scope) -> str:
-    headers = Headers(scope=scope)
-    return headers.get("accept", "") + "|" + headers.get("accept-language", "")
+NEGOTIATED = (b"accept", b"accept-language")
+
+
+def _negotiation(scope: Scope) -> tuple[str, str | None]:
+    """What the answer's representation depends on (``Accept``, ``Accept-Language``), and
+    ``If-None-Match``: one pass over the raw headers, on the path of every cached answer."""
+    wanted: dict[bytes, str] = {}
+    etags = None
+    for name, value in scope["headers"]:
+        name = name.lower()
+        if name in NEGOTIATED:
+            wanted.setdefault(name, value.decode("latin-1"))
+        elif name == b"if-none-match" and etags is None:
+            etags = value.decode("latin-1")
+    return wanted.get(b"accept", "") + "|" + wanted.get(b"accept-language", ""), etags
 
 
 class RevisionWatch:
@@ -194,22 +206,24 @@ class ResponseCache:
         if revision is None:
             await self.app(scope, receive, send)
             return
+        representation, etags = _negotiation(scope)
         key = (
             scope["method"],
             scope["path"],
             scope["query_string"].decode("latin-1"),
-            _representation(scope),
+            representation,
         )
         entry = self.entries.get(key)
         if entry is not None and entry.revision == revision:
             self.hits += 1
             self.entries.move_to_end(key)
-            await self._answer(scope, entry, send)
+            scope["route"] = entry.route
+            await self._answer(scope, entry, etags, send)
             return
         await self.app(scope, receive, self._storing(scope, key, revision, send))
 
-    async def _answer(self, scope: Scope, entry: Entry, send: Send) -> None:
-        if matches(Headers(scope=scope).get("if-none-match"), entry.etag):
+    async def _answer(self, scope: Scope, entry: Entry, etags: str | None, send: Send) -> None:
+        if matches(etags, entry.etag):
             headers = [
                 (k, v) for k, v in entry.headers if k not in (b"content-length", b"content-type")
             ]
@@ -235,18 +249,20 @@ class ResponseCache:
                 if size > MAX_BODY:
                     start = None
                 elif not message.get("more_body", False):
-                    self._store(key, revision, start, b"".join(chunks))
+                    self._store(key, revision, start, b"".join(chunks), scope.get("route"))
             await send(message)
 
         return wrapped
 
-    def _store(self, key: tuple[str, ...], revision: int, start: Message, body: bytes) -> None:
+    def _store(
+        self, key: tuple[str, ...], revision: int, start: Message, body: bytes, route: Any
+    ) -> None:
         headers = [(bytes(k), bytes(v)) for k, v in start["headers"]]
         etag = dict(headers).get(b"etag", b"").decode()
         if not etag or key[0] == "HEAD":
             return
         with self.lock:
-            self.entries[key] = Entry(revision, headers, body, etag)
+            self.entries[key] = Entry(revision, headers, body, etag, route)
             self.entries.move_to_end(key)
             while len(self.entries) > self.max_entries:
                 self.entries.popitem(last=False)

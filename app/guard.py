@@ -14,7 +14,8 @@ from __future__ import annotations
 import contextlib
 
 from fastapi.routing import iter_route_contexts
-from starlette.datastructures import Headers, MutableHeaders
+from starlette.datastructures import Headers
+from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -28,6 +29,13 @@ KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPT
 KEY_REFUSALS = frozenset({401, 403})
 # Answers must not say what serves them: an attacker would look up its known flaws.
 REVEALING_HEADERS = (b"server", b"x-powered-by")
+NOSNIFF = (b"x-content-type-options", b"nosniff")
+NO_STORE = (b"cache-control", b"no-store")
+# Per "is a write": the headers SecurityHeaders takes out of an answer, and those it adds.
+STAMPS = {
+    False: (frozenset({*REVEALING_HEADERS, NOSNIFF[0]}), [NOSNIFF]),
+    True: (frozenset({*REVEALING_HEADERS, NOSNIFF[0], NO_STORE[0]}), [NOSNIFF, NO_STORE]),
+}
 
 
 def route_path(scope: Scope) -> str:
@@ -181,19 +189,42 @@ class SecurityHeaders:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        writing = scope["method"] not in READ_METHODS
+        dropped, added = STAMPS[scope["method"] not in READ_METHODS]
 
         async def stamp(message: Message) -> None:
             if message["type"] == "http.response.start":
                 message["headers"] = [
                     (name, value)
                     for name, value in message.get("headers", [])
-                    if name.lower() not in REVEALING_HEADERS
-                ]
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                if writing:
-                    headers["Cache-Control"] = "no-store"
+                    if name.lower() not in dropped
+                ] + added
             await send(message)
 
         await self.app(scope, receive, stamp)
+
+
+class Cors(CORSMiddleware):
+    """Starlette's CORS, with the common case made cheap: an answer to a request without
+    ``Origin`` only needs ``Vary: Origin``, which Starlette adds through a header object
+    built for every answer."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or any(name == b"origin" for name, _ in scope["headers"]):
+            await super().__call__(scope, receive, send)
+            return
+
+        async def vary(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = _vary_origin(message.get("headers", []))
+            await send(message)
+
+        await self.app(scope, receive, vary)
+
+
+def _vary_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` with ``Origin`` added to ``Vary``, as one header (as Starlette does)."""
+    varies = [value for name, value in headers if name.lower() == b"vary"]
+    if not varies:
+        return [*headers, (b"vary", b"Origin")]
+    others = [(name, value) for name, value in headers if name.lower() != b"vary"]
+    return [*others, (b"vary", b", ".join([*varies, b"Origin"]))]

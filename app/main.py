@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.middleware.cors import CORSMiddleware
 
 from app import (
     changes,
@@ -34,7 +33,7 @@ from app.facts import (
     treaties,
     visits,
 )
-from app.guard import RequestGuard, SecurityHeaders
+from app.guard import Cors, RequestGuard, SecurityHeaders
 from app.limits import BadKeyThrottle, RateLimitMiddleware, RedisCounter, make_counter
 from app.migrate import head_revision
 from app.problems import install_problem_handlers
@@ -102,7 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     if settings.rate_limit_enabled:
         app.add_middleware(RateLimitMiddleware, settings=settings, counter=counter)
     app.add_middleware(
-        CORSMiddleware,
+        Cors,
         allow_origins=settings.cors_origins,
         allow_credentials=settings.cors_allow_credentials,
         allow_methods=["*"],

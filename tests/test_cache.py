@@ -90,6 +90,26 @@ def seen_title(client: TestClient, path: str, patient: bool) -> str:
         time.sleep(0.01)
 
 
+def test_cached_answers_are_counted_under_their_route(shared_seeded_url: str) -> None:
+    with make_client(shared_seeded_url, cache_enabled=True) as client:
+        for _ in range(3):  # the second and third are the cache's
+            ok(client.get("/v1/countries/KZ"))
+        text = client.get("/metrics").text
+    counted = 'dyad_http_requests_total{method="GET",route="/v1/countries/{code}",status="200"}'
+    assert f"{counted} 3.0" in text
+    assert 'route="unmatched"' not in text
+
+
+def test_cors_on_cached_answers(shared_seeded_url: str) -> None:
+    with make_client(shared_seeded_url, cache_enabled=True) as client:
+        for origin in ({}, {"Origin": "https://example.org"}, {}, {"Origin": "https://a.example"}):
+            response = client.get("/v1/countries/KZ", headers=origin)
+            assert response.headers["vary"].split(", ")[-1] == "Origin"
+            assert response.headers["x-content-type-options"] == "nosniff"
+            allowed = response.headers.get("access-control-allow-origin")
+            assert allowed == ("*" if origin else None)
+
+
 def test_the_cache_can_be_switched_off(seeded_url: str) -> None:
     with make_client(seeded_url, cache_enabled=False) as client:
         app: Any = client.app
