@@ -383,6 +383,60 @@ def test_many_facts_dossier(seeded_url: str) -> None:
     assert signed == sorted(signed)
 
 
+def one_source_per_place() -> dict[str, Any]:
+    """A pair whose every kind of citation cites a source of its own."""
+    places: list[str] = []
+
+    def cite(place: str) -> list[dict[str, str]]:
+        places.append(place)
+        return [{"source": place, "quote": f"Said of the {place}."}]
+
+    pair = ["KZ", "AZ"]
+    data: dict[str, Any] = {
+        "format": "dyad-dataset/1",
+        "organizations": [{"id": "org", "name": "Organization"}],
+        "relations": [
+            {"id": "az-kz", "countries": pair, "established": "1992",
+             "notes": [{"id": "note", "text": "A note.", "sources": cite("note")}],
+             "sources": cite("relation")}
+        ],
+        "treaties": [
+            {"id": "t", "title": "T", "signed": "2000", "parties": pair, "sources": cite("treaty")}
+        ],
+        "visits": [
+            {"id": "v", "date": "2001-05", "guest": "KZ", "host": "AZ", "participants": [],
+             "sources": cite("visit")}
+        ],
+        "trade": [
+            {"id": "tr", "reporter": "KZ", "partner": "AZ", "year": 2001, "flow": "turnover",
+             "value": 5, "currency": "USD", "sources": cite("trade")}
+        ],
+        "routes": [{"id": "r", "name": "Route", "countries": pair, "sources": cite("route")}],
+        "memberships": [
+            {"id": f"m-{c.lower()}", "organization": "org", "country": c, "since": "2000",
+             "sources": cite(f"membership-{c.lower()}")}
+            for c in pair
+        ],
+        "figures": [
+            {"id": "f", "metric": "m", "value": 1, "unit": "u", "as_of": "2001-01-01",
+             "countries": pair, "sources": cite("figure")},
+            {"id": "rf", "metric": "length", "value": 2, "unit": "km", "route": "r",
+             "sources": cite("route-figure")},
+        ],
+    }  # fmt: skip
+    data["sources"] = [{"id": place, "title": place} for place in places]
+    return data
+
+
+def test_every_kind_of_citation_lists_its_source(fresh_url: str) -> None:
+    data = one_source_per_place()
+    load_into(fresh_url, data)
+    with make_client(fresh_url) as client:
+        dossier = ok(client.get("/v1/relations/KZ/AZ"))
+    assert_sources_listed_once(dossier)
+    assert [s["id"] for s in dossier["sources"]] == sorted(s["id"] for s in data["sources"])
+
+
 # --- the timeline ------------------------------------------------------------------
 
 SEED_TIMELINE = [
