@@ -152,6 +152,11 @@ class Role(SQLModel, table=True):
     """A title a source gives a person, in a country and/or an organization."""
 
     __tablename__ = "role"
+    # A person's roles are read with the person, an organization's with it: by these keys.
+    __table_args__ = (
+        Index("ix_role_person_id", "person_id"),
+        Index("ix_role_organization_id", "organization_id"),
+    )
 
     id: str = Field(primary_key=True, max_length=120)
     person_id: str = Field(sa_column=_parent("person"))
@@ -196,6 +201,8 @@ class RelationNote(SQLModel, table=True):
     """A qualitative statement a source makes about a pair's relations."""
 
     __tablename__ = "relation_note"
+    # Notes are read by their relation, in order (the dossier scanned them all without it).
+    __table_args__ = (Index("ix_relation_note_relation_id", "relation_id", "position"),)
 
     id: str = Field(primary_key=True, max_length=120)
     relation_id: str = Field(sa_column=_parent("diplomatic_relation"))
@@ -340,6 +347,7 @@ class Figure(SQLModel, table=True):
     __tablename__ = "figure"
     __table_args__ = (
         Index("ix_figure_pair", "country_a", "country_b"),
+        Index("ix_figure_country_b", "country_b"),  # a country's figures, either side
         CheckConstraint(
             "(route_id IS NULL AND country_a IS NOT NULL AND country_b IS NOT NULL"
             " AND country_a < country_b)"

@@ -72,6 +72,23 @@ def test_upgrade_builds_every_table_and_loads_the_countries(empty_url: str) -> N
     }
 
 
+def test_every_foreign_key_leads_an_index(empty_url: str) -> None:
+    """Children are read by their parent's key, and deleting a parent looks for them: a
+    foreign key no index starts with is a scan of its table each time."""
+    migrate.upgrade(empty_url)
+    with connected(empty_url) as engine:
+        inspector = inspect(engine)
+        for name in modelled_tables(engine):
+            keys = [
+                *(i["column_names"] for i in inspector.get_indexes(name)),
+                *(u["column_names"] for u in inspector.get_unique_constraints(name)),
+                inspector.get_pk_constraint(name)["constrained_columns"],
+            ]
+            leading = {columns[0] for columns in keys if columns}
+            for fk in inspector.get_foreign_keys(name):
+                assert fk["constrained_columns"][0] in leading, f"{name}: {fk}"
+
+
 def test_autogenerate_finds_no_difference(empty_url: str) -> None:
     migrate.upgrade(empty_url)
     with connected(empty_url) as engine, engine.connect() as connection:
