@@ -93,6 +93,7 @@ def server(
         start_new_session=True,
     )
     base = f"http://{HOST}:{port}"
+    SERVER_PIDS[base] = process.pid
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -111,6 +112,31 @@ def server(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
+
+
+SERVER_PIDS: dict[str, int] = {}  # base URL -> its server's process
+
+
+def wait_idle(base: str, quiet: float = 0.5, limit: float = 120) -> None:
+    """Wait until the server has used (almost) no CPU for ``quiet`` seconds. A load of slow
+    answers goes on after wrk stops (threads still working on its requests), and would
+    weigh on the next load."""
+    stat = Path(f"/proc/{SERVER_PIDS.get(base, 0)}/stat")
+    if not stat.exists():
+        return
+
+    def ticks() -> int:  # utime + stime, fields 14 and 15 (after the command's parenthesis)
+        fields = stat.read_text().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])
+
+    deadline = time.monotonic() + limit
+    last = ticks()
+    while time.monotonic() < deadline:
+        time.sleep(quiet)
+        now = ticks()
+        if now - last <= 1:
+            return
+        last = now
 
 
 def uvicorn(app: str, port: int, *, factory: bool = False) -> list[str]:
@@ -163,12 +189,16 @@ def load(
     return rps, p50, p99, failed
 
 
-def _load(url: str, generated: Path) -> None:
+def _dyad(url: str, *steps: list[str]) -> None:
     env = {**os.environ, "DYAD_DATABASE_URL": url}
-    for step in (["db", "upgrade"], ["seed"], ["import", str(generated)]):
+    for step in steps:
         subprocess.run(
             [str(BIN / "dyad"), *step], cwd=ROOT, env=env, check=True, stdout=subprocess.DEVNULL
         )
+
+
+def _load(url: str, generated: Path) -> None:
+    _dyad(url, ["db", "upgrade"], ["seed"], ["import", str(generated)])
 
 
 def generated_dataset(rows: int) -> Path:
@@ -193,6 +223,7 @@ def prepare(rows: int) -> Path:
             stale.unlink()
         _load(f"sqlite:///{database}", generated)
         ready.touch()
+    _dyad(f"sqlite:///{database}", ["db", "upgrade"])  # a database kept from an older run
     return database
 
 
@@ -209,6 +240,7 @@ def prepare_postgres(server_url: str, rows: int) -> str:
         with psycopg.connect(target) as connection:
             row = connection.execute("SELECT count(*) FROM trade_figure").fetchone()
             if row and row[0] >= rows:
+                _dyad(bench_url.render_as_string(hide_password=False), ["db", "upgrade"])
                 return bench_url.render_as_string(hide_password=False)
     except psycopg.Error:
         pass  # missing, or not loaded
@@ -269,6 +301,7 @@ def run(args: argparse.Namespace) -> list[Result]:
         name: str, server_name: str, base: str, path: str, headers: dict[str, str] | None = None
     ) -> Result:
         url = base + path
+        wait_idle(base)
         urllib.request.urlopen(url).read()  # warm: the first answer fills caches
         rps, p50, p99, errors = load(wrk, url, args.seconds, args.connections, headers)
         result = Result(name, server_name, path, rps, p50, p99, errors)
