@@ -128,12 +128,14 @@ def names(
 
 def _country_query(name: str, description: str) -> Callable[..., Awaitable[str | None]]:
     async def dependency(
-        engine: EngineDep,
+        request: Request,
         code: Annotated[
             str | None, Query(alias=name, max_length=16, description=description)
         ] = None,
     ) -> str | None:
-        return resolve(engine, code) if code is not None else None
+        # The engine from the app, not from EngineDep: a sub-dependency costs every request
+        # FastAPI's resolution of it (lists take two country parameters).
+        return resolve(request.app.state.engine, code) if code is not None else None
 
     return dependency
 
