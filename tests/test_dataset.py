@@ -583,7 +583,7 @@ def _planner_rows(engine: Engine) -> float:
 def test_a_large_load_refreshes_the_planner_statistics(
     empty: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On PostgreSQL a load of ANALYZE_AFTER rows or more is followed by ANALYZE; a smaller
+    """On PostgreSQL a load of ANALYZE_AFTER rows or more is followed by VACUUM (ANALYZE); a smaller
     one, or a dry run, leaves statistics to autovacuum."""
     if empty.dialect.name != "postgresql":
         pytest.skip("SQLite plans these reads from its indexes; nothing to refresh")
@@ -598,3 +598,8 @@ def test_a_large_load_refreshes_the_planner_statistics(
         connection.execute(table(m.TradeFigure).delete())
     dataset.load(empty, SEED)
     assert _planner_rows(empty) > 0
+    with empty.connect() as connection:  # vacuumed too: index-only scans skip the table
+        query = "SELECT last_vacuum FROM pg_stat_user_tables WHERE relname = 'trade_figure'"
+        assert connection.exec_driver_sql(query).scalar_one() is not None
+        # and the pooled connection has its statement timeout back
+        assert connection.exec_driver_sql("SHOW statement_timeout").scalar_one() != "0"
