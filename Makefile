@@ -34,7 +34,7 @@ test: $(DEV_STAMP) browser
 
 ## test-nocache: every test that answers through the app, on SQLite with the response cache off
 ## (CI runs both); the files left out never meet the cache (CLI, migrations, crashes, parsers)
-NOCACHE_SKIP = cli compose comtrade crash dataset db dockerfile migrations shutdown values
+NOCACHE_SKIP = bench cli compose comtrade crash dataset db dockerfile migrations shutdown values
 test-nocache: $(DEV_STAMP) browser
 	DYAD_TEST_CACHE=off DYAD_TEST_DATABASE_URL= $(BIN)/python -m pytest -n 2 -q -rfE \
 		$(foreach name,$(NOCACHE_SKIP),--ignore=tests/test_$(name).py)

@@ -1,0 +1,31 @@
+"""The benchmark reads wrk's report right (its figures go into the README)."""
+
+from __future__ import annotations
+
+from bench.run import parse_wrk
+
+REPORT = """Running 5s test @ http://127.0.0.1:8123/v1/relations/KZ/AZ
+  1 threads and 32 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency    63.33ms   20.12ms   1.07s    70.50%
+    Req/Sec   491.00     50.00   600.00     68.99%
+  Latency Distribution
+     50%   63.33ms
+     75%   70.00ms
+     90%   80.00ms
+     99%    1.07s
+  2455 requests in 5.00s, 180.00MB read
+  Socket errors: connect 0, read 0, write 0, timeout 3
+  Non-2xx or 3xx responses: 2
+Requests/sec:    491.00
+Transfer/sec:     36.00MB
+"""
+
+
+def test_the_percentiles_come_from_their_own_lines() -> None:
+    assert parse_wrk(REPORT) == (491.0, 63.33, 1070.0, 5)
+
+
+def test_a_report_without_failures() -> None:
+    clean = REPORT.replace("  Socket errors: connect 0, read 0, write 0, timeout 3\n", "")
+    assert parse_wrk(clean.replace("  Non-2xx or 3xx responses: 2\n", ""))[3] == 0
