@@ -334,7 +334,7 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
     """A connection for an answer's reads, whose transaction ends with COMMIT when the block
     ends normally. psycopg deallocates every prepared statement of a connection on ROLLBACK,
     so reads that rolled back (SQLAlchemy's way to end them) were parsed and planned again
-    on every request: a third of a PostgreSQL dossier's time."""
+    on every request. An error still rolls back."""
     with engine.connect() as connection:
         yield connection
         if connection.in_transaction():
