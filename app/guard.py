@@ -67,7 +67,13 @@ class RequestGuard:
         if scope["method"] == "HEAD":
             # A HEAD is the GET without its body (RFC 9110 9.3.2); FastAPI's routes name GET
             # only, so they would answer it 405.
-            scope, send = {**scope, "method": "GET"}, _headers_only(send)
+            as_get = {**scope, "method": "GET"}
+            try:
+                await self.app(as_get, receive, _headers_only(send))
+            finally:
+                if "route" in as_get:  # the metrics count the HEAD under its route
+                    scope["route"] = as_get["route"]
+            return
         if scope["method"] in READ_METHODS:  # no route reads their bodies: nothing to count
             await self.app(scope, receive, send)
             return

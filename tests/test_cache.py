@@ -94,9 +94,11 @@ def test_cached_answers_are_counted_under_their_route(shared_seeded_url: str) ->
     with make_client(shared_seeded_url, cache_enabled=True) as client:
         for _ in range(3):  # the second and third are the cache's
             ok(client.get("/v1/countries/KZ"))
+            assert client.head("/v1/countries/KZ").status_code == 200
         text = client.get("/metrics").text
-    counted = 'dyad_http_requests_total{method="GET",route="/v1/countries/{code}",status="200"}'
-    assert f"{counted} 3.0" in text
+    for method in ("GET", "HEAD"):
+        counted = f'{{method="{method}",route="/v1/countries/{{code}}",status="200"}}'
+        assert f"dyad_http_requests_total{counted} 3.0" in text
     assert 'route="unmatched"' not in text
 
 
