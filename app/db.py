@@ -58,6 +58,7 @@ _WRITE = {"dyad_write": True}
 PROGRESS_STEPS = 10_000
 _DEADLINE = "dyad_deadline"  # in the connection's info: when its statement must stop
 _PROGRESS = "dyad_progress"  # in the connection's info: its progress handler
+_UNHOOKED = "dyad_unhooked"  # in the connection's info: a write took the handler off
 NUL, NONCHARACTER = "\x00", "\uffff"
 SQLITE_MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
@@ -186,12 +187,15 @@ def _sqlite_deadlines(engine: Engine) -> None:
         # while another thread parses the file): it goes until the transaction ends.
         if connection.get_execution_options().get("dyad_write", False):
             _driver(connection).set_progress_handler(None, 0)
+            connection.info[_UNHOOKED] = True
 
     def _disarm(connection: Connection) -> None:
         holder = connection.info.get(_DEADLINE)
         if holder is not None:
             holder[0] = math.inf
-            _driver(connection).set_progress_handler(connection.info[_PROGRESS], PROGRESS_STEPS)
+            if connection.info.pop(_UNHOOKED, False):  # only after a write took it off
+                handler = connection.info[_PROGRESS]
+                _driver(connection).set_progress_handler(handler, PROGRESS_STEPS)
 
     event.listen(engine, "commit", _disarm)
     event.listen(engine, "rollback", _disarm)

@@ -134,7 +134,7 @@ def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Recor
                     "as_of": r.as_of,
                     "sources": cites,
                 }
-                for r, cites in sorted(roles.get(p.id, []), key=lambda role: role[0].id)
+                for r, cites in roles.get(p.id, [])  # by id: the query's order
             ],
         }
         for p in _rows(connection, table(m.Person), ids)
