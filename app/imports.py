@@ -350,7 +350,7 @@ def _staged(
                 "currency": dataset.CURRENCY,
                 "sources": [{"source": source_id, "quote": quote}],
             }
-            document = search._row("trade", record, names)
+            document = search.document_row("trade", record, names)
             title, body = document["title"], document["body"]
             if body == dataset.usual_body(value, quote):
                 body = None

@@ -246,10 +246,12 @@ def _documents(connection: Connection, ids: Mapping[str, set[str]]) -> Iterator[
         for start in range(0, len(batch), CHUNK):
             records = read_collection(connection, collection, batch[start : start + CHUNK])
             names = _names(connection, {collection: records})
-            yield [_row(collection, r, names) for r in records]
+            yield [document_row(collection, r, names) for r in records]
 
 
-def _row(collection: str, r: Record, names: Names) -> Record:
+def document_row(collection: str, r: Record, names: Names) -> Record:
+    """The stored form of a record's document (its texts cleaned, each once); imports use it
+    for the rows whose text needs cleaning."""
     title, body = document(collection, r, names)
     texts = dict.fromkeys(t.strip() for t in body if t and t.strip())  # each text once
     return {
