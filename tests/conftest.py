@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Connection, create_engine, func, select, text
 from sqlalchemy.engine import make_url
 
-from app import dataset, migrate
+from app import dataset, limits, migrate
 from app.db import create_db_engine, engine_for
 from app.main import create_app
 from app.models import table
@@ -178,6 +178,23 @@ def seeded_url(
     engine_for.cache_clear()
     if engine_kind == "postgresql" and postgres is not None:
         postgres.drop(url)
+
+
+@pytest.fixture
+def redis_url(monkeypatch: pytest.MonkeyPatch) -> str:
+    """The test Redis (the test skips without one), its rate-limit keys under a prefix of
+    this test's own, so that tests and runs never share counts."""
+    url = os.environ.get("DYAD_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("Redis tests need DYAD_TEST_REDIS_URL (set by .ci/run)")
+    prefix = f"dyad-test:{uuid.uuid4().hex}:"
+    original = limits.RedisCounter.__init__
+
+    def with_prefix(self: limits.RedisCounter, url: str, prefix_: str = prefix) -> None:
+        original(self, url, prefix)
+
+    monkeypatch.setattr(limits.RedisCounter, "__init__", with_prefix)
+    return url
 
 
 def make_client(url: str, **overrides: object) -> TestClient:

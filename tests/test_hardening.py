@@ -4,7 +4,6 @@ headers, unknown methods, CORS with credentials, keys kept out of sight, key gue
 from __future__ import annotations
 
 import logging
-import os
 import re
 import time
 import uuid
@@ -22,7 +21,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, Integer, column, text
 from sqlalchemy.exc import OperationalError
 
-from app import api_keys, limits
+from app import api_keys
 from app.db import create_db_engine, fetch, is_sqlite, write_transaction
 from app.settings import PROJECT_ROOT, Settings
 
@@ -542,18 +541,8 @@ def test_the_throttle_follows_rate_limits_unless_set() -> None:
 
 
 def test_bad_keys_are_counted_together_through_redis(
-    shared_seeded_url: str, monkeypatch: pytest.MonkeyPatch
+    shared_seeded_url: str, redis_url: str
 ) -> None:
-    redis_url = os.environ.get("DYAD_TEST_REDIS_URL")
-    if not redis_url:
-        pytest.skip("Redis tests need DYAD_TEST_REDIS_URL (set by .ci/run)")
-    prefix = f"dyad-test:{uuid.uuid4().hex}:"
-    original = limits.RedisCounter.__init__
-
-    def with_prefix(self: limits.RedisCounter, url: str, prefix_: str = prefix) -> None:
-        original(self, url, prefix)
-
-    monkeypatch.setattr(limits.RedisCounter, "__init__", with_prefix)
     settings = {"redis_url": redis_url, "bad_key_throttle": True, "bad_key_limit": 2}
     guess = bearer("dyad_" + "Z" * 43)
     with (
