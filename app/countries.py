@@ -31,6 +31,7 @@ from app.pagination import (
     order_by,
     page_response,
     sorted_page,
+    text_pattern,
 )
 from app.problems import InvalidInput, UnknownCountry, problem_responses
 from app.values import lookup_country
@@ -157,6 +158,9 @@ SORT_FIELDS = {
 }
 
 
+NAMED = contains_text("q", COUNTRY.c.name, COUNTRY.c.official_name)
+
+
 @router.get(
     "",
     operation_id="list_countries",
@@ -175,22 +179,24 @@ async def list_countries(
 ) -> Response:
     where = []
     if q:
-        clauses = [contains_text(q, COUNTRY.c.name, COUNTRY.c.official_name)]
+        clauses = [NAMED]
         code = lookup_country(q.strip())
         if code is not None:
             clauses.append(COUNTRY.c.iso2 == code.alpha_2)
         where.append(or_(*clauses))
     order = order_by(page.sort, SORT_FIELDS, "name", COUNTRY.c.iso2)
     with read_connection(engine) as connection:
+        values = {"q": text_pattern(q)} if q else {}
         total = connection.execute(
-            select(func.count()).select_from(COUNTRY).where(*where)
+            select(func.count()).select_from(COUNTRY).where(*where), values
         ).scalar_one()
         codes = connection.scalars(
             select(COUNTRY.c.iso2)
             .where(*where)
             .order_by(*order)
             .limit(page.limit)
-            .offset(page.offset)
+            .offset(page.offset),
+            values,
         ).all()
     items = localize((country_index(engine)[c] for c in codes), lang)
     return page_response(request, page, items, total)

@@ -25,6 +25,7 @@ from collections import namedtuple
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
@@ -264,13 +265,19 @@ class _Prepared:
     sql: str
     order: tuple[str, ...] | None  # qmark drivers take values by position
     row: Any  # a named tuple of the selected columns
+    constants: dict[str, Any]  # the values of parameters made from literals, e.g. "turnover"
 
 
 @lru_cache(maxsize=512)
 def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
     compiled = statement.compile(dialect=dialect)
     order = tuple(compiled.positiontup) if compiled.positiontup is not None else None
-    return _Prepared(compiled.string, order, namedtuple("Row", statement.selected_columns.keys()))
+    # (rename: a sort naming a field twice selects its column twice)
+    row = namedtuple("Row", statement.selected_columns.keys(), rename=True)  # type: ignore[misc]
+    constants = {
+        name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+    }
+    return _Prepared(compiled.string, order, row, constants)
 
 
 def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list[Any]:
@@ -289,13 +296,11 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     prepared = _prepare(statement, connection.dialect)
     if not connection.in_transaction():
         connection.begin()
-    values: Any = params
+    values: Any = {**prepared.constants, **params} if prepared.constants else params
     if connection.dialect.name == "sqlite":
-        values = {
-            k: orjson.dumps(v).decode() if isinstance(v, list) else v for k, v in params.items()
-        }
+        values = {k: _sqlite_value(v) for k, v in values.items()}
     elif not connection.get_execution_options().get("dyad_write", False):
-        values = {k: _without_nul(v) for k, v in params.items()}
+        values = {k: _without_nul(v) for k, v in values.items()}
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
     connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
@@ -315,7 +320,17 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
             hide_parameters=True,
             dialect=connection.dialect,
         ) from error
-    return [prepared.row._make(row) for row in rows]
+    return list(map(prepared.row._make, rows))
+
+
+def _sqlite_value(value: Any) -> Any:
+    """A parameter as SQLite compares it: lists as JSON (see :func:`any_of`), dates as the
+    ISO text SQLAlchemy stores them as."""
+    if isinstance(value, list):
+        return orjson.dumps(value).decode()
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _lower(value: str | None) -> str | None:

@@ -15,7 +15,8 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field
+from functools import lru_cache
 from types import UnionType
 from typing import Annotated, Any, Generic, Literal, TypeVar, Union, get_args, get_origin
 
@@ -28,9 +29,11 @@ from sqlalchemy import (
     Connection,
     Float,
     Integer,
+    Select,
     String,
     Table,
     and_,
+    bindparam,
     func,
     or_,
     select,
@@ -38,6 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.responses import Response
 
+from app.db import fetch
 from app.problems import InvalidInput
 
 T = TypeVar("T")
@@ -79,39 +83,41 @@ def sorted_page(fields: Iterable[str], default: str, *, keyset: bool = False) ->
     with ``keyset``, also the ``cursor`` that ``next`` links carry."""
     names = sorted(fields)
     choice = "|".join(re.escape(n) for n in names)
+    Limit = Annotated[
+        int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
+    ]
+    Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")]
+    Sort = Annotated[
+        str | None,
+        Query(
+            max_length=200,
+            pattern=rf"^[-+]?({choice})(,[-+]?({choice}))*$",
+            description="Comma-separated fields, `-` first for descending; ties are "
+            f"broken by `id`. Fields: {', '.join(names)}. Default: `{default}`.",
+        ),
+    ]
+    Format = Annotated[
+        Literal["json", "csv"] | None,
+        Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
+    ]
+    Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR, description=CURSOR_DESCRIPTION)]
 
-    async def dependency(
-        limit: Annotated[
-            int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
-        ] = 50,
-        offset: Annotated[
-            int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")
-        ] = 0,
-        sort: Annotated[
-            str | None,
-            Query(
-                max_length=200,
-                pattern=rf"^[-+]?({choice})(,[-+]?({choice}))*$",
-                description="Comma-separated fields, `-` first for descending; ties are "
-                f"broken by `id`. Fields: {', '.join(names)}. Default: `{default}`.",
-            ),
-        ] = None,
-        format: Annotated[
-            Literal["json", "csv"] | None,
-            Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
-        ] = None,
+    # One dependency either way: FastAPI's resolution of each costs every request.
+    async def offset_page(
+        limit: Limit = 50, offset: Offset = 0, sort: Sort = None, format: Format = None
     ) -> PageParams:
         return PageParams(limit=limit, offset=offset, sort=sort, format=format)
 
-    async def with_cursor(
-        page: Annotated[PageParams, Depends(dependency)],
-        cursor: Annotated[
-            str | None, Query(max_length=MAX_CURSOR, description=CURSOR_DESCRIPTION)
-        ] = None,
+    async def keyset_page(
+        limit: Limit = 50,
+        offset: Offset = 0,
+        sort: Sort = None,
+        format: Format = None,
+        cursor: Cursor = None,
     ) -> PageParams:
-        return replace(page, cursor=cursor)
+        return PageParams(limit=limit, offset=offset, sort=sort, format=format, cursor=cursor)
 
-    return Depends(with_cursor if keyset else dependency)
+    return Depends(keyset_page if keyset else offset_page)
 
 
 @dataclass(frozen=True)
@@ -190,12 +196,17 @@ def either_way(first: Any, second: Any, x: Code, y: Code) -> ColumnElement[bool]
     return or_(and_(first == x, second == y), and_(first == y, second == x))
 
 
-def contains_text(q: str, *columns: Any) -> ColumnElement[bool]:
-    """Any of ``columns`` contains ``q``, ignoring case (Unicode-aware on both engines)."""
-    needle = q.strip().lower()
-    return or_(
-        *(func.lower(func.coalesce(c, "")).contains(needle, autoescape=True) for c in columns)
-    )
+def contains_text(name: str, *columns: Any) -> ColumnElement[bool]:
+    """Any of ``columns`` contains the text given as parameter ``name`` (its value made by
+    :func:`text_pattern`), ignoring case (Unicode-aware on both engines)."""
+    pattern = bindparam(name, type_=String)
+    return or_(*(func.lower(func.coalesce(c, "")).like(pattern, escape="/") for c in columns))
+
+
+def text_pattern(q: str) -> str:
+    """The LIKE pattern of :func:`contains_text` for ``q``: its wildcards are escaped."""
+    needle = q.strip().lower().replace("/", "//").replace("%", "/%").replace("_", "/_")
+    return f"%{needle}%"
 
 
 def wants_csv(request: Request, params: PageParams) -> bool:
@@ -260,8 +271,8 @@ def to_csv(items: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = N
 def _model_columns(model: Any) -> list[str]:
     """The CSV header :func:`flatten` gives an item of ``model`` (a Pydantic model)."""
     columns: list[str] = []
-    for name, field in getattr(model, "model_fields", {}).items():
-        annotation = field.annotation
+    for name, info in getattr(model, "model_fields", {}).items():
+        annotation = info.annotation
         options = get_args(annotation) if get_origin(annotation) in (Union, UnionType) else ()
         nested = [t for t in (annotation, *options) if _is_model(t)]  # a model, or one | None
         if nested and _identity(nested[0].model_fields) is None:
@@ -328,10 +339,54 @@ CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
 Flattener = Callable[[Mapping[str, Any]], dict[str, str]]
 
 
+@dataclass
+class Where:
+    """A list's filters: conditions each resource builds once, with named parameters, and
+    this request's values for them. A page's statements are then compiled once per set of
+    filters and order, not built again for every request (which cost more than running
+    them)."""
+
+    clauses: list[ColumnElement[bool]] = field(default_factory=list)
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, clause: ColumnElement[bool], **params: Any) -> None:
+        self.clauses.append(clause)
+        self.params.update(params)
+
+
+@dataclass(frozen=True)
+class _PageStatements:
+    count: Select[Any]
+    page: Select[Any]
+    keys: list[tuple[ColumnElement[Any], bool]] | None
+
+
+@lru_cache(maxsize=256)
+def _page_statements(
+    main: Table,
+    clauses: tuple[ColumnElement[bool], ...],
+    spec: tuple[tuple[ColumnElement[Any] | DateSort, bool], ...],
+    after_cursor: bool,
+) -> _PageStatements:
+    """The count and page statements of one set of filters and one order; the page starts
+    at parameter ``page_offset`` or, after a cursor, past ``cursor_0``, ``cursor_1``, …"""
+    count = select(func.count().label("total")).select_from(main).where(*clauses)
+    keys = _keyset(list(spec))
+    # With keyset, the sort fields are selected (the cursor holds them); the last is the id.
+    query = select(*(column for column, _ in keys) if keys else [main.c.id]).where(*clauses)
+    if after_cursor and keys is not None:
+        bounds = [bindparam(f"cursor_{i}", type_=column.type) for i, (column, _) in enumerate(keys)]
+        query = query.where(_after(keys, bounds))
+    else:
+        query = query.offset(bindparam("page_offset", type_=Integer))
+    query = query.order_by(*order_clauses(list(spec))).limit(bindparam("page_limit", type_=Integer))
+    return _PageStatements(count, query, keys)
+
+
 def select_page(
     connection: Connection,
     main: Table,
-    where: Sequence[ColumnElement[bool]],
+    where: Where,
     spec: SortSpec,
     params: PageParams,
 ) -> tuple[list[str], int, str | None]:
@@ -342,19 +397,21 @@ def select_page(
     ``next`` links costs what the first does; otherwise (and for a bare ``offset``) rows are
     skipped. ``next`` cursors are given only where keyset pagination applies.
     """
-    total = connection.execute(select(func.count()).select_from(main).where(*where)).scalar_one()
-    keys = _keyset(spec)
-    # With keyset, the sort fields are selected (the cursor holds them); the last is the id.
-    query = select(*(column for column, _ in keys) if keys else [main.c.id]).where(*where)
+    after_cursor = params.cursor is not None
+    statements = _page_statements(main, tuple(where.clauses), tuple(spec), after_cursor)
+    keys = statements.keys
     sort = params.sort or ""
-    if params.cursor is not None:
+    values = dict(where.params, page_limit=params.limit)
+    if after_cursor:
         if keys is None:
             raise InvalidCursor("This order has no cursor; page with `offset` alone.")
+        assert params.cursor is not None
         key = decode_cursor(params.cursor, params.offset, sort, keys)
-        query = query.where(_after(keys, key))
+        values.update((f"cursor_{i}", value) for i, value in enumerate(key))
     else:
-        query = query.offset(params.offset)
-    rows = connection.execute(query.order_by(*order_clauses(spec)).limit(params.limit)).all()
+        values["page_offset"] = params.offset
+    total = fetch(connection, statements.count, **where.params)[0].total
+    rows = fetch(connection, statements.page, **values)
     next_cursor = None
     if keys is not None and len(rows) == params.limit:
         next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1]))

@@ -13,14 +13,14 @@ fields and a ``present`` function that turns dataset records into public objects
 into country objects, ids into named references); everything else is done here once.
 """
 
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import date
 from functools import cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, ColumnElement, Connection, Engine, Select, select
+from sqlalchemy import Column, ColumnElement, Connection, Date, Engine, Select, bindparam, select
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
@@ -28,6 +28,7 @@ from app.db import any_of, fetch, read_connection
 from app.pagination import (
     DateSort,
     PageParams,
+    Where,
     json_response,
     page_response,
     select_page,
@@ -44,18 +45,20 @@ Present = Callable[[Connection, list[Record]], list[Record]]
 
 def list_response(
     request: Request,
-    engine: Engine,
     params: PageParams,
     collection: str,
-    where: Sequence[ColumnElement[bool]],
+    where: Where,
     sort_fields: Mapping[str, ColumnElement[Any] | DateSort],
     default_sort: str,
     present: Present,
 ) -> Response:
-    """A page of one collection: ids by SQL (filtered, sorted), then records in bulk."""
+    """A page of one collection: ids by SQL (filtered, sorted), then records in bulk.
+
+    The engine is the app's: taken from the request rather than as a dependency, since
+    FastAPI's resolution of each dependency costs every request."""
     main = MAIN_TABLE[collection]
     spec = sort_spec(params.sort, sort_fields, default_sort, main.c.id)
-    with read_connection(engine) as connection:
+    with read_connection(request.app.state.engine) as connection:
         ids, total, next_cursor = select_page(connection, main, where, spec, params)
         items = present(connection, read_collection(connection, collection, ids))
     return page_response(request, params, items, total, next_cursor=next_cursor)
@@ -96,19 +99,24 @@ def add_get_route(
     )(handler)
 
 
-def overlaps(
-    start: Column[date] | ColumnElement[date],
-    end: Column[date] | ColumnElement[date],
-    first: PartialDate | None,
-    last: PartialDate | None,
-) -> list[ColumnElement[bool]]:
-    """Facts whose covered interval overlaps ``[first, last]`` (each end a partial date)."""
-    clauses: list[ColumnElement[bool]] = []
-    if first is not None:
-        clauses.append(end >= first.start)
-    if last is not None:
-        clauses.append(start <= last.end)
-    return clauses
+class Interval:
+    """The days a fact covers (two date columns), for filters by a range of partial dates:
+    the conditions are built once, with parameters ``since`` and ``until``."""
+
+    def __init__(
+        self, start: Column[date] | ColumnElement[date], end: Column[date] | ColumnElement[date]
+    ) -> None:
+        self.since = end >= bindparam("since", type_=Date)
+        self.until = start <= bindparam("until", type_=Date)
+
+    def overlapping(
+        self, where: Where, first: PartialDate | None, last: PartialDate | None
+    ) -> None:
+        """Keep the facts whose interval overlaps ``[first, last]`` (each end partial)."""
+        if first is not None:
+            where.add(self.since, since=first.start)
+        if last is not None:
+            where.add(self.until, until=last.end)
 
 
 @cache

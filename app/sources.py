@@ -6,13 +6,20 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import EngineDep
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    Page,
+    PageParams,
+    Where,
+    contains_text,
+    sorted_page,
+    text_pattern,
+)
 from app.problems import problem_responses
 from app.records import SourceRecord
 from app.resources import Record, add_get_route, list_response
@@ -60,6 +67,8 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/sources", tags=["sources"])
+PUBLISHER = func.lower(SOURCE.c.publisher) == bindparam("publisher")
+TITLE = contains_text("q", SOURCE.c.title)
 SORT_FIELDS = {"published_at": SOURCE.c.published_utc, "title": SOURCE.c.title, "id": SOURCE.c.id}
 
 
@@ -74,19 +83,16 @@ SORT_FIELDS = {"published_at": SOURCE.c.published_utc, "title": SOURCE.c.title, 
 )
 async def list_sources(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-published_at", keyset=True)],
     publisher: Annotated[str | None, Query(max_length=200)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the title.")] = None,
 ) -> Response:
-    where = []
+    where = Where()
     if publisher:
-        where.append(func.lower(SOURCE.c.publisher) == publisher.lower())
+        where.add(PUBLISHER, publisher=publisher.lower())
     if q:
-        where.append(contains_text(q, SOURCE.c.title))
-    return list_response(
-        request, engine, page, "sources", where, SORT_FIELDS, "-published_at", present
-    )
+        where.add(TITLE, q=text_pattern(q))
+    return list_response(request, page, "sources", where, SORT_FIELDS, "-published_at", present)
 
 
 add_get_route(

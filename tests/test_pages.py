@@ -16,9 +16,12 @@ from typing import Any
 import pytest
 from conftest import SEED, make_client, ok, problem
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import event
+from sqlalchemy import String, bindparam, event, select
+
+from app.db import create_db_engine
+from app.pagination import _page_statements, contains_text, text_pattern
 
 ROWS = 240
 CODES = ["AZ", "KZ", "UZ", "TR", "GE"]
@@ -77,7 +80,7 @@ def by_offset(client: TestClient, path: str, limit: int) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "sort", [None, "-year", "year", "-value,flow", "flow,-year", "value", "-id"]
+    "sort", [None, "-year", "year", "-value,flow", "flow,-year", "value", "-id", "value,value"]
 )
 def test_following_next_links_gives_every_item_once_in_order(
     pages_client: TestClient, sort: str | None
@@ -176,3 +179,33 @@ def test_an_order_without_keyset_gives_offset_links(pages_client: TestClient) ->
 def test_any_cursor_is_a_page_or_a_422(pages_client: TestClient, token: str) -> None:
     response = pages_client.get("/v1/trade", params={"cursor": token, "offset": 10})
     assert response.status_code in (200, 422), response.text
+
+
+def test_a_list_compiles_its_statements_once_per_set_of_filters(pages_client: TestClient) -> None:
+    """The regression guard for building statements per request: other values of the same
+    filters reuse the compiled statements (and still find their own rows)."""
+    _page_statements.cache_clear()
+    pairs = [("KZ", "AZ"), ("UZ", "TR"), ("GE", "KZ")]
+    for country, partner in pairs:
+        body = ok(pages_client.get(f"/v1/trade?country={country}&partner={partner}"))
+        for item in body["items"]:
+            assert {item["reporter"]["iso2"], item["partner"]["iso2"]} == {country, partner}
+    assert _page_statements.cache_info().misses == 1
+    ok(pages_client.get("/v1/trade?country=KZ&partner=AZ&flow=export"))
+    assert _page_statements.cache_info().misses == 2
+
+
+@settings(max_examples=300, deadline=None)
+@given(needle=st.text(max_size=6), haystack=st.text(max_size=12))
+def test_a_text_filter_matches_exactly_the_texts_holding_the_words(
+    needle: str, haystack: str
+) -> None:
+    """``%``, ``_`` and the escape character in ``q`` are matched as themselves."""
+    assume("\x00" not in needle + haystack)
+    statement = select(contains_text("q", bindparam("h", type_=String)))
+    with TEXT_ENGINE.connect() as connection:
+        found = connection.execute(statement, {"q": text_pattern(needle), "h": haystack}).scalar()
+    assert bool(found) == (needle.strip().lower() in haystack.lower())
+
+
+TEXT_ENGINE = create_db_engine("sqlite://")

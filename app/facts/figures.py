@@ -6,14 +6,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
-from sqlalchemy import ColumnElement, Connection
+from sqlalchemy import Connection, bindparam
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, either_way, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    DateSort,
+    Page,
+    PageParams,
+    Where,
+    either_way,
+    sorted_page,
+)
 from app.problems import problem_responses
 from app.records import FigureRecord
 from app.resources import CountryQuery, PartnerQuery, Record, add_get_route, list_response, names
@@ -53,6 +61,14 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/figures", tags=["figures"])
+PAIR = either_way(
+    FIGURE.c.country_a, FIGURE.c.country_b, bindparam("country"), bindparam("partner")
+)
+EITHER_SIDE = (FIGURE.c.country_a == bindparam("country")) | (
+    FIGURE.c.country_b == bindparam("country")
+)
+ROUTE_FIGURES = FIGURE.c.route_id == bindparam("route")
+METRIC = FIGURE.c.metric == bindparam("metric")
 SORT_FIELDS: dict[str, Any] = {
     "metric": FIGURE.c.metric,
     "as_of": DateSort(FIGURE.c.as_of_start, FIGURE.c.as_of_end),
@@ -75,7 +91,6 @@ SORT_FIELDS: dict[str, Any] = {
 )
 async def list_figures(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "metric", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
@@ -84,17 +99,16 @@ async def list_figures(
         str | None, Query(max_length=80, description="The metric, e.g. `bilateral_agreements`.")
     ] = None,
 ) -> Response:
-    where: list[ColumnElement[bool]] = []
+    where = Where()
     if country and partner:
-        where.append(either_way(FIGURE.c.country_a, FIGURE.c.country_b, country, partner))
+        where.add(PAIR, country=country, partner=partner)
     elif country or partner:
-        code = country or partner
-        where.append((FIGURE.c.country_a == code) | (FIGURE.c.country_b == code))
+        where.add(EITHER_SIDE, country=country or partner)
     if route:
-        where.append(FIGURE.c.route_id == route)
+        where.add(ROUTE_FIGURES, route=route)
     if metric:
-        where.append(FIGURE.c.metric == metric)
-    return list_response(request, engine, page, "figures", where, SORT_FIELDS, "metric", present)
+        where.add(METRIC, metric=metric)
+    return list_response(request, page, "figures", where, SORT_FIELDS, "metric", present)
 
 
 add_get_route(router, "figures", "get_figure", "Get one figure", FigurePublic, present)

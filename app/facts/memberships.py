@@ -6,14 +6,14 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
 from app.records import MembershipRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response, names
@@ -46,6 +46,8 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/memberships", tags=["memberships"])
+OF_COUNTRY = MEMBERSHIP.c.country == bindparam("country")
+OF_ORGANIZATION = MEMBERSHIP.c.organization_id == bindparam("organization")
 SORT_FIELDS: dict[str, Any] = {
     "organization": MEMBERSHIP.c.organization_id,
     "country": MEMBERSHIP.c.country,
@@ -66,21 +68,18 @@ SORT_FIELDS: dict[str, Any] = {
 )
 async def list_memberships(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "organization", keyset=True)],
     country: CountryQuery,
     organization: Annotated[
         str | None, Query(max_length=120, description="Id of the organization.")
     ] = None,
 ) -> Response:
-    where = []
+    where = Where()
     if country:
-        where.append(MEMBERSHIP.c.country == country)
+        where.add(OF_COUNTRY, country=country)
     if organization:
-        where.append(MEMBERSHIP.c.organization_id == organization)
-    return list_response(
-        request, engine, page, "memberships", where, SORT_FIELDS, "organization", present
-    )
+        where.add(OF_ORGANIZATION, organization=organization)
+    return list_response(request, page, "memberships", where, SORT_FIELDS, "organization", present)
 
 
 add_get_route(

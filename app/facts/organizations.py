@@ -7,15 +7,24 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.db import any_of, fetch
 from app.facts.schemas import Citation
 from app.models import table
-from app.pagination import CSV_RESPONSE, Code, Page, PageParams, contains_text, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    Code,
+    Page,
+    PageParams,
+    Where,
+    contains_text,
+    sorted_page,
+    text_pattern,
+)
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.records import OrganizationRecord
@@ -81,6 +90,8 @@ def member(code: Code) -> ColumnElement[bool]:
 
 
 router = APIRouter(prefix="/v1/organizations", tags=["organizations"])
+MEMBER = member(bindparam("country"))
+TEXT = contains_text("q", ORGANIZATION.c.name, ORGANIZATION.c.acronym)
 SORT_FIELDS = {
     "name": ORGANIZATION.c.name,
     "acronym": ORGANIZATION.c.acronym,
@@ -100,17 +111,16 @@ SORT_FIELDS = {
 )
 async def list_organizations(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
     q: TextQuery = None,
 ) -> Response:
-    where = [member(country)] if country else []
+    where = Where()
+    if country:
+        where.add(MEMBER, country=country)
     if q:
-        where.append(contains_text(q, ORGANIZATION.c.name, ORGANIZATION.c.acronym))
-    return list_response(
-        request, engine, page, "organizations", where, SORT_FIELDS, "name", present
-    )
+        where.add(TEXT, q=text_pattern(q))
+    return list_response(request, page, "organizations", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(

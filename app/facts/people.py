@@ -6,14 +6,22 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, contains_text, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    Page,
+    PageParams,
+    Where,
+    contains_text,
+    sorted_page,
+    text_pattern,
+)
 from app.problems import problem_responses
 from app.records import PersonRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response, names
@@ -56,6 +64,13 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/people", tags=["people"])
+ROLE_IN_COUNTRY = PERSON.c.id.in_(
+    select(ROLE.c.person_id).where(ROLE.c.country == bindparam("country"))
+)
+ROLE_IN_ORGANIZATION = PERSON.c.id.in_(
+    select(ROLE.c.person_id).where(ROLE.c.organization_id == bindparam("organization"))
+)
+NAME = contains_text("q", PERSON.c.name)
 SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
 
 
@@ -71,22 +86,19 @@ SORT_FIELDS = {"name": PERSON.c.name, "id": PERSON.c.id}
 )
 async def list_people(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
     organization: Annotated[str | None, Query(max_length=120)] = None,
     q: Annotated[str | None, Query(max_length=200, description="Part of the name.")] = None,
 ) -> Response:
-    where: list[ColumnElement[bool]] = []
+    where = Where()
     if country:
-        where.append(PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.country == country)))
+        where.add(ROLE_IN_COUNTRY, country=country)
     if organization:
-        where.append(
-            PERSON.c.id.in_(select(ROLE.c.person_id).where(ROLE.c.organization_id == organization))
-        )
+        where.add(ROLE_IN_ORGANIZATION, organization=organization)
     if q:
-        where.append(contains_text(q, PERSON.c.name))
-    return list_response(request, engine, page, "people", where, SORT_FIELDS, "name", present)
+        where.add(NAME, q=text_pattern(q))
+    return list_response(request, page, "people", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(router, "people", "get_person", "Get one person", PersonPublic, present)

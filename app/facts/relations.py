@@ -10,14 +10,22 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, either_way, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    DateSort,
+    Page,
+    PageParams,
+    Where,
+    either_way,
+    sorted_page,
+)
 from app.problems import problem_responses
 from app.records import RelationRecord
 from app.resources import CountryQuery, PartnerQuery, Record, add_get_route, list_response
@@ -47,6 +55,12 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/relations", tags=["relations"])
+PAIR = either_way(
+    RELATION.c.country_a, RELATION.c.country_b, bindparam("country"), bindparam("partner")
+)
+EITHER_SIDE = (RELATION.c.country_a == bindparam("country")) | (
+    RELATION.c.country_b == bindparam("country")
+)
 SORT_FIELDS: dict[str, Any] = {
     "established": DateSort(RELATION.c.established_start, RELATION.c.established_end),
     "id": RELATION.c.id,
@@ -65,18 +79,16 @@ SORT_FIELDS: dict[str, Any] = {
 )
 async def list_relations(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "id", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
 ) -> Response:
-    where = []
+    where = Where()
     if country and partner:
-        where.append(either_way(RELATION.c.country_a, RELATION.c.country_b, country, partner))
+        where.add(PAIR, country=country, partner=partner)
     elif country or partner:
-        code = country or partner
-        where.append((RELATION.c.country_a == code) | (RELATION.c.country_b == code))
-    return list_response(request, engine, page, "relations", where, SORT_FIELDS, "id", present)
+        where.add(EITHER_SIDE, country=country or partner)
+    return list_response(request, page, "relations", where, SORT_FIELDS, "id", present)
 
 
 add_get_route(

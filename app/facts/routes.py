@@ -7,15 +7,15 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import ColumnElement, Connection, Select, select
+from sqlalchemy import ColumnElement, Connection, Select, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.db import any_of, fetch
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Code, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Code, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
 from app.readers import read_collection
 from app.records import RouteRecord
@@ -76,6 +76,7 @@ def through(code: Code) -> ColumnElement[bool]:
 
 
 router = APIRouter(prefix="/v1/routes", tags=["routes"])
+THROUGH_COUNTRY = through(bindparam("country"))
 SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
 
 
@@ -90,12 +91,13 @@ SORT_FIELDS = {"name": ROUTE.c.name, "id": ROUTE.c.id}
 )
 async def list_routes(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name", keyset=True)],
     country: CountryQuery,
 ) -> Response:
-    where = [through(country)] if country else []
-    return list_response(request, engine, page, "routes", where, SORT_FIELDS, "name", present)
+    where = Where()
+    if country:
+        where.add(THROUGH_COUNTRY, country=country)
+    return list_response(request, page, "routes", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(router, "routes", "get_route", "Get one transport route", RoutePublic, present)

@@ -6,14 +6,14 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import Field
-from sqlalchemy import Connection, and_, or_
+from sqlalchemy import Connection, and_, bindparam, or_
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
 from app.records import TradeRecord
 from app.resources import (
@@ -46,6 +46,19 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/trade", tags=["trade"])
+# The pair: what ``country`` reports about ``partner``, and the turnover either way round.
+PAIR = or_(
+    and_(TRADE.c.reporter == bindparam("country"), TRADE.c.partner == bindparam("partner")),
+    and_(
+        TRADE.c.flow == "turnover",
+        TRADE.c.reporter == bindparam("partner"),
+        TRADE.c.partner == bindparam("country"),
+    ),
+)
+EITHER_SIDE = or_(TRADE.c.reporter == bindparam("country"), TRADE.c.partner == bindparam("country"))
+FLOW = TRADE.c.flow == bindparam("flow")
+FROM_YEAR = TRADE.c.year >= bindparam("year_from")
+TO_YEAR = TRADE.c.year <= bindparam("year_to")
 SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flow, "id": TRADE.c.id}
 
 
@@ -62,7 +75,6 @@ SORT_FIELDS = {"year": TRADE.c.year, "value": TRADE.c.value, "flow": TRADE.c.flo
 )
 async def list_trade(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-year", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
@@ -70,28 +82,18 @@ async def list_trade(
     year_from: Annotated[int | None, Query(ge=1800, le=2200)] = None,
     year_to: Annotated[int | None, Query(ge=1800, le=2200)] = None,
 ) -> Response:
-    where = []
+    where = Where()
     if country and partner:
-        where.append(
-            or_(
-                and_(TRADE.c.reporter == country, TRADE.c.partner == partner),
-                and_(
-                    TRADE.c.flow == "turnover",
-                    TRADE.c.reporter == partner,
-                    TRADE.c.partner == country,
-                ),
-            )
-        )
+        where.add(PAIR, country=country, partner=partner)
     elif country or partner:
-        code = country or partner
-        where.append(or_(TRADE.c.reporter == code, TRADE.c.partner == code))
+        where.add(EITHER_SIDE, country=country or partner)
     if flow:
-        where.append(TRADE.c.flow == flow)
+        where.add(FLOW, flow=flow)
     if year_from is not None:
-        where.append(TRADE.c.year >= year_from)
+        where.add(FROM_YEAR, year_from=year_from)
     if year_to is not None:
-        where.append(TRADE.c.year <= year_to)
-    return list_response(request, engine, page, "trade", where, SORT_FIELDS, "-year", present)
+        where.add(TO_YEAR, year_to=year_to)
+    return list_response(request, page, "trade", where, SORT_FIELDS, "-year", present)
 
 
 add_get_route(router, "trade", "get_trade_figure", "Get one trade figure", TradePublic, present)

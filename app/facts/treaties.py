@@ -6,11 +6,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import ColumnElement, Connection, select
+from sqlalchemy import ColumnElement, Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import (
@@ -19,20 +19,22 @@ from app.pagination import (
     DateSort,
     Page,
     PageParams,
+    Where,
     contains_text,
     sorted_page,
+    text_pattern,
 )
 from app.problems import problem_responses
 from app.records import TreatyRecord
 from app.resources import (
     CountryQuery,
+    Interval,
     PartnerQuery,
     Record,
     TextQuery,
     add_get_route,
     date_query,
     list_response,
-    overlaps,
 )
 from app.values import PartialDate
 from app.writes import add_write_routes
@@ -60,6 +62,10 @@ def party(code: Code) -> ColumnElement[bool]:
 
 
 router = APIRouter(prefix="/v1/treaties", tags=["treaties"])
+SIGNED = Interval(TREATY.c.signed_start, TREATY.c.signed_end)
+COUNTRY_PARTY = party(bindparam("country"))
+PARTNER_PARTY = party(bindparam("partner"))
+TEXT = contains_text("q", TREATY.c.title, TREATY.c.description)
 SORT_FIELDS: dict[str, Any] = {
     "signed": DateSort(TREATY.c.signed_start, TREATY.c.signed_end),
     "title": TREATY.c.title,
@@ -78,7 +84,6 @@ SORT_FIELDS: dict[str, Any] = {
 )
 async def list_treaties(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-signed", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
@@ -90,11 +95,15 @@ async def list_treaties(
     ] = None,
     q: TextQuery = None,
 ) -> Response:
-    where = overlaps(TREATY.c.signed_start, TREATY.c.signed_end, signed_from, signed_to)
-    where += [party(code) for code in (country, partner) if code]
+    where = Where()
+    SIGNED.overlapping(where, signed_from, signed_to)
+    if country:
+        where.add(COUNTRY_PARTY, country=country)
+    if partner:
+        where.add(PARTNER_PARTY, partner=partner)
     if q:
-        where.append(contains_text(q, TREATY.c.title, TREATY.c.description))
-    return list_response(request, engine, page, "treaties", where, SORT_FIELDS, "-signed", present)
+        where.add(TEXT, q=text_pattern(q))
+    return list_response(request, page, "treaties", where, SORT_FIELDS, "-signed", present)
 
 
 add_get_route(router, "treaties", "get_treaty", "Get one treaty", TreatyPublic, present)

@@ -6,27 +6,35 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, or_, select
+from sqlalchemy import Connection, bindparam, or_, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, with_countries
+from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact, Ref
 from app.models import table
-from app.pagination import CSV_RESPONSE, DateSort, Page, PageParams, either_way, sorted_page
+from app.pagination import (
+    CSV_RESPONSE,
+    DateSort,
+    Page,
+    PageParams,
+    Where,
+    either_way,
+    sorted_page,
+)
 from app.problems import problem_responses
 from app.records import VisitRecord
 from app.resources import (
     CountryQuery,
     GuestQuery,
     HostQuery,
+    Interval,
     PartnerQuery,
     Record,
     add_get_route,
     date_query,
     list_response,
     names,
-    overlaps,
 )
 from app.values import PartialDate
 from app.writes import add_write_routes
@@ -67,6 +75,14 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/visits", tags=["visits"])
+DATE = Interval(VISIT.c.date_start, VISIT.c.date_end)
+PAIR = either_way(VISIT.c.guest, VISIT.c.host, bindparam("country"), bindparam("partner"))
+EITHER_SIDE = or_(VISIT.c.guest == bindparam("country"), VISIT.c.host == bindparam("country"))
+HOST = VISIT.c.host == bindparam("host")
+GUEST = VISIT.c.guest == bindparam("guest")
+PERSON_TAKING_PART = VISIT.c.id.in_(
+    select(PARTICIPANT.c.visit_id).where(PARTICIPANT.c.person_id == bindparam("person"))
+)
 SORT_FIELDS: dict[str, Any] = {
     "date": DateSort(VISIT.c.date_start, VISIT.c.date_end),
     "id": VISIT.c.id,
@@ -86,7 +102,6 @@ SORT_FIELDS: dict[str, Any] = {
 )
 async def list_visits(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "-date", keyset=True)],
     country: CountryQuery,
     partner: PartnerQuery,
@@ -98,21 +113,19 @@ async def list_visits(
     date_from: Annotated[PartialDate | None, date_query("from", "On or after.")] = None,
     date_to: Annotated[PartialDate | None, date_query("to", "On or before.")] = None,
 ) -> Response:
-    where = overlaps(VISIT.c.date_start, VISIT.c.date_end, date_from, date_to)
-    for code in (country, partner):
-        if code:
-            where.append(or_(VISIT.c.guest == code, VISIT.c.host == code))
+    where = Where()
+    DATE.overlapping(where, date_from, date_to)
     if country and partner:
-        where.append(either_way(VISIT.c.guest, VISIT.c.host, country, partner))
+        where.add(PAIR, country=country, partner=partner)
+    elif country or partner:
+        where.add(EITHER_SIDE, country=country or partner)
     if host:
-        where.append(VISIT.c.host == host)
+        where.add(HOST, host=host)
     if guest:
-        where.append(VISIT.c.guest == guest)
+        where.add(GUEST, guest=guest)
     if person:
-        where.append(
-            VISIT.c.id.in_(select(PARTICIPANT.c.visit_id).where(PARTICIPANT.c.person_id == person))
-        )
-    return list_response(request, engine, page, "visits", where, SORT_FIELDS, "-date", present)
+        where.add(PERSON_TAKING_PART, person=person)
+    return list_response(request, page, "visits", where, SORT_FIELDS, "-date", present)
 
 
 add_get_route(router, "visits", "get_visit", "Get one visit", VisitPublic, present)
