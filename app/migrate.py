@@ -13,8 +13,9 @@ from sqlalchemy import Engine
 
 from app.settings import PROJECT_ROOT
 
-# Tables the ORM does not model (full-text indexes): autogenerate must leave them alone.
-UNMODELLED_TABLE_PREFIXES = ("search_",)
+# Tables the ORM does not model (full-text indexes, PostgreSQL's row counts): autogenerate
+# must leave them alone.
+UNMODELLED_TABLE_PREFIXES = ("search_", "row_count")
 
 
 def include_object(
