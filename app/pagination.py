@@ -413,18 +413,17 @@ def select_page(
     ``next`` links costs what the first does; otherwise (and for a bare ``offset``) rows are
     skipped. ``next`` cursors are given only where keyset pagination applies.
     """
-    after_cursor = params.cursor is not None
+    cursor = params.cursor
     statements = _page_statements(
-        main, tuple(where.clauses), tuple(spec), after_cursor, connection.dialect.name
+        main, tuple(where.clauses), tuple(spec), cursor is not None, connection.dialect.name
     )
     keys = statements.keys
     sort = params.sort or ""
     values = dict(where.params, page_limit=params.limit)
-    if after_cursor:
+    if cursor is not None:
         if keys is None:
             raise InvalidCursor("This order has no cursor; page with `offset` alone.")
-        assert params.cursor is not None
-        key = decode_cursor(params.cursor, params.offset, sort, keys)
+        key = decode_cursor(cursor, params.offset, sort, keys)
         values.update((f"cursor_{i}", value) for i, value in enumerate(key))
     else:
         values["page_offset"] = params.offset
