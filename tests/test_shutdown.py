@@ -100,16 +100,19 @@ class Import:
     key: str
     status: int | None = None
     finished: float = 0.0
+    sent: threading.Event = field(default_factory=threading.Event)
 
     def run(self) -> None:
         sources = [{"id": f"bulk-{i}", "title": f"Bulk source {i}"} for i in range(BULK)]
         headers = {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+
+        def body() -> Iterator[bytes]:
+            yield orjson.dumps({"sources": sources})
+            self.sent.set()  # the whole request is on its way: the server has it in flight
+
         try:
             answer = httpx.post(
-                f"{self.base}/v1/imports",
-                content=orjson.dumps({"sources": sources}),
-                headers=headers,
-                timeout=30,
+                f"{self.base}/v1/imports", content=body(), headers=headers, timeout=30
             )
         except httpx.TransportError:
             return
@@ -154,7 +157,11 @@ def test_sigterm_finishes_or_refuses_every_write_in_flight(server_db: str) -> No
         bulk = Import(base, import_key)
         threads.append(threading.Thread(target=bulk.run))
         threads[-1].start()
-        time.sleep(0.3)  # the import is read, checked and being written
+        # Signal once the server has the whole import (sent, then read and being checked):
+        # a fixed pause was sometimes too short on a loaded machine, and the import had
+        # not reached the server when it stopped taking requests.
+        assert bulk.sent.wait(timeout=20)
+        time.sleep(0.2)
         assert bulk.status is None, "the import was over before the signal"
         terminated_at = time.monotonic()
         server.send_signal(signal.SIGTERM)
