@@ -19,7 +19,7 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    either_way,
+    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
@@ -61,12 +61,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/figures", tags=["figures"])
-PAIR = either_way(
-    FIGURE.c.country_a, FIGURE.c.country_b, bindparam("country"), bindparam("partner")
-)
-EITHER_SIDE = (FIGURE.c.country_a == bindparam("country")) | (
-    FIGURE.c.country_b == bindparam("country")
-)
+PAIR, EITHER_SIDE = pair_filters(FIGURE.c.country_a, FIGURE.c.country_b)
 ROUTE_FIGURES = FIGURE.c.route_id == bindparam("route")
 METRIC = FIGURE.c.metric == bindparam("metric")
 SORT_FIELDS: dict[str, Any] = {

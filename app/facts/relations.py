@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import Connection, bindparam
+from sqlalchemy import Connection
 from starlette.responses import Response
 
 from app import models as m
@@ -23,7 +23,7 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    either_way,
+    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
@@ -55,12 +55,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/relations", tags=["relations"])
-PAIR = either_way(
-    RELATION.c.country_a, RELATION.c.country_b, bindparam("country"), bindparam("partner")
-)
-EITHER_SIDE = (RELATION.c.country_a == bindparam("country")) | (
-    RELATION.c.country_b == bindparam("country")
-)
+PAIR, EITHER_SIDE = pair_filters(RELATION.c.country_a, RELATION.c.country_b)
 SORT_FIELDS: dict[str, Any] = {
     "established": DateSort(RELATION.c.established_start, RELATION.c.established_end),
     "id": RELATION.c.id,

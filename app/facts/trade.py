@@ -13,7 +13,7 @@ from app import models as m
 from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, Where, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, Where, pair_filters, sorted_page
 from app.problems import problem_responses
 from app.records import TradeRecord
 from app.resources import (
@@ -55,7 +55,7 @@ PAIR = or_(
         TRADE.c.partner == bindparam("country"),
     ),
 )
-EITHER_SIDE = or_(TRADE.c.reporter == bindparam("country"), TRADE.c.partner == bindparam("country"))
+_, EITHER_SIDE = pair_filters(TRADE.c.reporter, TRADE.c.partner)  # the pair is directed here
 FLOW = TRADE.c.flow == bindparam("flow")
 FROM_YEAR = TRADE.c.year >= bindparam("year_from")
 TO_YEAR = TRADE.c.year <= bindparam("year_to")

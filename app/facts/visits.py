@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Connection, bindparam, or_, select
+from sqlalchemy import Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
@@ -19,7 +19,7 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    either_way,
+    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
@@ -76,8 +76,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 router = APIRouter(prefix="/v1/visits", tags=["visits"])
 DATE = Interval(VISIT.c.date_start, VISIT.c.date_end)
-PAIR = either_way(VISIT.c.guest, VISIT.c.host, bindparam("country"), bindparam("partner"))
-EITHER_SIDE = or_(VISIT.c.guest == bindparam("country"), VISIT.c.host == bindparam("country"))
+PAIR, EITHER_SIDE = pair_filters(VISIT.c.guest, VISIT.c.host)
 HOST = VISIT.c.host == bindparam("host")
 GUEST = VISIT.c.guest == bindparam("guest")
 PERSON_TAKING_PART = VISIT.c.id.in_(
