@@ -199,13 +199,6 @@ def either_way(first: Any, second: Any, x: Code, y: Code) -> ColumnElement[bool]
     return or_(and_(first == x, second == y), and_(first == y, second == x))
 
 
-def pair_filters(first: Any, second: Any) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
-    """The ``country`` and ``partner`` filters of facts between two country columns: the
-    pair either way round, and ``country`` on either side (parameters of the same names)."""
-    country, partner = bindparam("country", type_=String), bindparam("partner", type_=String)
-    return either_way(first, second, country, partner), or_(first == country, second == country)
-
-
 def contains_text(name: str, *columns: Any) -> ColumnElement[bool]:
     """Any of ``columns`` contains the text given as parameter ``name`` (its value made by
     :func:`text_pattern`), ignoring case (Unicode-aware on both engines)."""

@@ -20,7 +20,18 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel
-from sqlalchemy import Column, ColumnElement, Connection, Date, Engine, Select, bindparam, select
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Date,
+    Engine,
+    Select,
+    String,
+    bindparam,
+    or_,
+    select,
+)
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
@@ -29,6 +40,7 @@ from app.pagination import (
     DateSort,
     PageParams,
     Where,
+    either_way,
     json_response,
     page_response,
     select_page,
@@ -97,6 +109,23 @@ def add_get_route(
         response_model=response_model,
         responses=problem_responses(404, 422),
     )(handler)
+
+
+class Pair:
+    """The ``country`` and ``partner`` filters of facts between two country columns, built
+    once: with both, the pair (either way round, unless ``pair`` gives the condition); with
+    one, that country on either side."""
+
+    def __init__(self, first: Any, second: Any, pair: ColumnElement[bool] | None = None) -> None:
+        country, partner = bindparam("country", type_=String), bindparam("partner", type_=String)
+        self.pair = either_way(first, second, country, partner) if pair is None else pair
+        self.either_side = or_(first == country, second == country)
+
+    def narrow(self, where: Where, country: str | None, partner: str | None) -> None:
+        if country and partner:
+            where.add(self.pair, country=country, partner=partner)
+        elif country or partner:
+            where.add(self.either_side, country=country or partner)
 
 
 class Interval:

@@ -19,12 +19,19 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
 from app.records import FigureRecord
-from app.resources import CountryQuery, PartnerQuery, Record, add_get_route, list_response, names
+from app.resources import (
+    CountryQuery,
+    Pair,
+    PartnerQuery,
+    Record,
+    add_get_route,
+    list_response,
+    names,
+)
 from app.values import PartialDate
 from app.writes import add_write_routes
 
@@ -61,7 +68,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/figures", tags=["figures"])
-PAIR, EITHER_SIDE = pair_filters(FIGURE.c.country_a, FIGURE.c.country_b)
+PAIR = Pair(FIGURE.c.country_a, FIGURE.c.country_b)
 ROUTE_FIGURES = FIGURE.c.route_id == bindparam("route")
 METRIC = FIGURE.c.metric == bindparam("metric")
 SORT_FIELDS: dict[str, Any] = {
@@ -95,10 +102,7 @@ async def list_figures(
     ] = None,
 ) -> Response:
     where = Where()
-    if country and partner:
-        where.add(PAIR, country=country, partner=partner)
-    elif country or partner:
-        where.add(EITHER_SIDE, country=country or partner)
+    PAIR.narrow(where, country, partner)
     if route:
         where.add(ROUTE_FIGURES, route=route)
     if metric:

@@ -23,12 +23,11 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
 from app.records import RelationRecord
-from app.resources import CountryQuery, PartnerQuery, Record, add_get_route, list_response
+from app.resources import CountryQuery, Pair, PartnerQuery, Record, add_get_route, list_response
 from app.values import PartialDate
 from app.writes import add_write_routes
 
@@ -55,7 +54,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 
 router = APIRouter(prefix="/v1/relations", tags=["relations"])
-PAIR, EITHER_SIDE = pair_filters(RELATION.c.country_a, RELATION.c.country_b)
+PAIR = Pair(RELATION.c.country_a, RELATION.c.country_b)
 SORT_FIELDS: dict[str, Any] = {
     "established": DateSort(RELATION.c.established_start, RELATION.c.established_end),
     "id": RELATION.c.id,
@@ -79,10 +78,7 @@ async def list_relations(
     partner: PartnerQuery,
 ) -> Response:
     where = Where()
-    if country and partner:
-        where.add(PAIR, country=country, partner=partner)
-    elif country or partner:
-        where.add(EITHER_SIDE, country=country or partner)
+    PAIR.narrow(where, country, partner)
     return list_response(request, page, "relations", where, SORT_FIELDS, "id", present)
 
 

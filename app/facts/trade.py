@@ -13,11 +13,12 @@ from app import models as m
 from app.countries import CountryPublic, with_countries
 from app.facts.schemas import Fact
 from app.models import table
-from app.pagination import CSV_RESPONSE, Page, PageParams, Where, pair_filters, sorted_page
+from app.pagination import CSV_RESPONSE, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
 from app.records import TradeRecord
 from app.resources import (
     CountryQuery,
+    Pair,
     PartnerQuery,
     Record,
     add_get_route,
@@ -47,15 +48,18 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 router = APIRouter(prefix="/v1/trade", tags=["trade"])
 # The pair: what ``country`` reports about ``partner``, and the turnover either way round.
-PAIR = or_(
-    and_(TRADE.c.reporter == bindparam("country"), TRADE.c.partner == bindparam("partner")),
-    and_(
-        TRADE.c.flow == "turnover",
-        TRADE.c.reporter == bindparam("partner"),
-        TRADE.c.partner == bindparam("country"),
+PAIR = Pair(
+    TRADE.c.reporter,
+    TRADE.c.partner,
+    pair=or_(
+        and_(TRADE.c.reporter == bindparam("country"), TRADE.c.partner == bindparam("partner")),
+        and_(
+            TRADE.c.flow == "turnover",
+            TRADE.c.reporter == bindparam("partner"),
+            TRADE.c.partner == bindparam("country"),
+        ),
     ),
 )
-_, EITHER_SIDE = pair_filters(TRADE.c.reporter, TRADE.c.partner)  # the pair is directed here
 FLOW = TRADE.c.flow == bindparam("flow")
 FROM_YEAR = TRADE.c.year >= bindparam("year_from")
 TO_YEAR = TRADE.c.year <= bindparam("year_to")
@@ -83,10 +87,7 @@ async def list_trade(
     year_to: Annotated[int | None, Query(ge=1800, le=2200)] = None,
 ) -> Response:
     where = Where()
-    if country and partner:
-        where.add(PAIR, country=country, partner=partner)
-    elif country or partner:
-        where.add(EITHER_SIDE, country=country or partner)
+    PAIR.narrow(where, country, partner)
     if flow:
         where.add(FLOW, flow=flow)
     if year_from is not None:

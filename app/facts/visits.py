@@ -19,7 +19,6 @@ from app.pagination import (
     Page,
     PageParams,
     Where,
-    pair_filters,
     sorted_page,
 )
 from app.problems import problem_responses
@@ -29,6 +28,7 @@ from app.resources import (
     GuestQuery,
     HostQuery,
     Interval,
+    Pair,
     PartnerQuery,
     Record,
     add_get_route,
@@ -76,7 +76,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
 
 router = APIRouter(prefix="/v1/visits", tags=["visits"])
 DATE = Interval(VISIT.c.date_start, VISIT.c.date_end)
-PAIR, EITHER_SIDE = pair_filters(VISIT.c.guest, VISIT.c.host)
+PAIR = Pair(VISIT.c.guest, VISIT.c.host)
 HOST = VISIT.c.host == bindparam("host")
 GUEST = VISIT.c.guest == bindparam("guest")
 PERSON_TAKING_PART = VISIT.c.id.in_(
@@ -114,10 +114,7 @@ async def list_visits(
 ) -> Response:
     where = Where()
     DATE.overlapping(where, date_from, date_to)
-    if country and partner:
-        where.add(PAIR, country=country, partner=partner)
-    elif country or partner:
-        where.add(EITHER_SIDE, country=country or partner)
+    PAIR.narrow(where, country, partner)
     if host:
         where.add(HOST, host=host)
     if guest:
