@@ -90,6 +90,9 @@ def create_db_engine(
             hide_parameters=True,
             connect_args=connect_args,
         )
+        # An executemany INSERT goes as multi-row INSERTs of up to 1,000 rows, not one
+        # statement per row: each statement fires the row-count triggers (``row_count``) once.
+        engine.dialect.use_insertmanyvalues_wo_returning = True
         if timeout_ms:
             _no_timeout_for_writes(engine)
         event.listen(engine, "before_cursor_execute", _no_nul_in_reads, retval=True)

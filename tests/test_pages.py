@@ -242,3 +242,31 @@ def test_unfiltered_totals_stay_exact_through_loads_and_deletes(seeded_url: str)
         agree()
     if engine.dialect.name == "postgresql":
         assert counts and all("FROM row_count" in statement for statement in counts), counts
+
+
+def test_a_load_fires_the_count_triggers_once_per_batch_not_per_row(seeded_url: str) -> None:
+    """Each INSERT statement into a counted table fires its ``row_count`` trigger once: a
+    load of many rows must write them in a few multi-row statements (a statement per row
+    made loads into PostgreSQL ten times slower)."""
+    engine = create_db_engine(seeded_url)
+    if engine.dialect.name != "postgresql":
+        engine.dispose()
+        pytest.skip("the row-count triggers exist on PostgreSQL only")
+    trade = TRADE.name
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE statement_log (name text)")
+        connection.exec_driver_sql(
+            "CREATE FUNCTION log_statement() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO statement_log VALUES (TG_TABLE_NAME); RETURN NULL; END $$"
+        )
+        connection.exec_driver_sql(
+            f"CREATE TRIGGER log_statement AFTER INSERT ON {trade} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION log_statement()"
+        )
+    load_into(seeded_url, generated())
+    with engine.connect() as connection:
+        statements = connection.exec_driver_sql("SELECT count(*) FROM statement_log").scalar()
+        rows = connection.execute(select(func.count()).select_from(TRADE)).scalar_one()
+    engine.dispose()
+    assert rows > ROWS
+    assert statements is not None and 1 <= statements <= 3, statements
