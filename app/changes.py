@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import EngineDep
 from app.dataset import current_state, dumps, export_dataset
-from app.db import read_connection
+from app.db import read_connection, reading
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, page_response, sorted_page
 from app.problems import problem_responses
@@ -55,7 +55,8 @@ async def list_changes(
     since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Revision already seen.")] = 0,
 ) -> Response:
     where = [CHANGE.c.revision > since]
-    with read_connection(engine) as connection:
+
+    def read_changes(connection: Connection) -> tuple[int, int, list[dict[str, Any]]]:
         revision = current_state(connection)[0]
         total = connection.execute(
             select(func.count()).select_from(CHANGE).where(*where)
@@ -77,6 +78,9 @@ async def list_changes(
             }
             for r in rows
         ]
+        return revision, total, items
+
+    revision, total, items = await reading(engine, read_changes)
     return page_response(request, page, items, total, extra={"revision": revision})
 
 

@@ -16,11 +16,11 @@ from typing import Annotated, Any
 import pycountry
 from fastapi import APIRouter, Depends, Path, Query, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine, and_, func, literal, or_, select, union_all
+from sqlalchemy import Connection, Engine, and_, func, literal, or_, select, union_all
 from starlette.responses import Response
 
 from app import models as m
-from app.db import read_connection
+from app.db import read_connection, reading
 from app.models import table
 from app.pagination import (
     CSV_RESPONSE,
@@ -185,8 +185,9 @@ async def list_countries(
             clauses.append(COUNTRY.c.iso2 == code.alpha_2)
         where.append(or_(*clauses))
     order = order_by(page.sort, SORT_FIELDS, "name", COUNTRY.c.iso2)
-    with read_connection(engine) as connection:
-        values = {"q": text_pattern(q)} if q else {}
+    values = {"q": text_pattern(q)} if q else {}
+
+    def read_codes(connection: Connection) -> tuple[int, list[str]]:
         total = connection.execute(
             select(func.count()).select_from(COUNTRY).where(*where), values
         ).scalar_one()
@@ -198,6 +199,9 @@ async def list_countries(
             .offset(page.offset),
             values,
         ).all()
+        return total, list(codes)
+
+    total, codes = await reading(engine, read_codes)
     items = localize((country_index(engine)[c] for c in codes), lang)
     return page_response(request, page, items, total)
 

@@ -22,15 +22,16 @@ import math
 import sqlite3
 import time
 from collections import namedtuple
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from functools import lru_cache
 from itertools import chain
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import anyio
 import orjson
 from sqlalchemy import (
     ARRAY,
@@ -61,6 +62,7 @@ _DEADLINE = "dyad_deadline"  # in the connection's info: when its statement must
 _PROGRESS = "dyad_progress"  # in the connection's info: its progress handler
 _UNHOOKED = "dyad_unhooked"  # in the connection's info: a write took the handler off
 NUL, NONCHARACTER = "\x00", "\uffff"
+T = TypeVar("T")
 SQLITE_MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
 
@@ -361,6 +363,25 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
         yield connection
         if connection.in_transaction():
             connection.commit()
+
+
+async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
+    """``work`` done on a read connection, for an ``async`` handler.
+
+    On SQLite in the event loop: its statements are this process's own CPU work, which a
+    hop to a thread would only add to. On PostgreSQL in a worker thread: a request waiting
+    for the server's answers (a dossier is 18 round trips) must let the others run, or one
+    worker serves one request at a time while both it and the server sit idle.
+    """
+    if is_sqlite(engine):
+        with read_connection(engine) as connection:
+            return work(connection)
+
+    def in_thread() -> T:
+        with read_connection(engine) as connection:
+            return work(connection)
+
+    return await anyio.to_thread.run_sync(in_thread)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, EngineDep, country_index, resolve
-from app.db import fetch, read_connection
+from app.db import fetch, reading
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
 from app.facts.schemas import Citation, Fact
@@ -329,8 +329,7 @@ router = APIRouter(prefix="/v1/relations", tags=["relations"])
     responses=problem_responses(404, 422),
 )
 async def get_relation_dossier(engine: EngineDep, pair: PairPath) -> Response:
-    with read_connection(engine) as connection:
-        return json_response(build_dossier(connection, *pair))
+    return json_response(await reading(engine, lambda connection: build_dossier(connection, *pair)))
 
 
 @router.get(
@@ -353,8 +352,7 @@ async def get_relation_timeline(
             "The timeline sorts only by `date` (oldest first) or `-date` (newest first).",
             errors=[{"param": "sort", "message": f"unknown sort field {page.sort!r}"}],
         )
-    with read_connection(engine) as connection:
-        entries = timeline(build_dossier(connection, *pair))
+    entries = timeline(await reading(engine, lambda connection: build_dossier(connection, *pair)))
     if page.sort == "-date":
         entries.reverse()
     window = entries[page.offset : page.offset + page.limit]

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from starlette.responses import Response
 
 from app.countries import EngineDep, resolve
-from app.db import any_of, fetch, read_connection
+from app.db import any_of, fetch, reading
 from app.pagination import (
     DateSort,
     PageParams,
@@ -55,7 +55,7 @@ Record = dict[str, Any]
 Present = Callable[[Connection, list[Record]], list[Record]]
 
 
-def list_response(
+async def list_response(
     request: Request,
     params: PageParams,
     collection: str,
@@ -70,19 +70,26 @@ def list_response(
     FastAPI's resolution of each dependency costs every request."""
     main = MAIN_TABLE[collection]
     spec = sort_spec(params.sort, sort_fields, default_sort, main.c.id)
-    with read_connection(request.app.state.engine) as connection:
+
+    def read_page(connection: Connection) -> tuple[list[Record], int, str | None]:
         ids, total, next_cursor = select_page(connection, main, where, spec, params)
-        items = present(connection, read_collection(connection, collection, ids))
+        return present(connection, read_collection(connection, collection, ids)), total, next_cursor
+
+    items, total, next_cursor = await reading(request.app.state.engine, read_page)
     return page_response(request, params, items, total, next_cursor=next_cursor)
 
 
-def get_response(engine: Engine, collection: str, id_: str, present: Present) -> Response:
+async def get_response(engine: Engine, collection: str, id_: str, present: Present) -> Response:
     """One entity by id, or a 404 problem naming what was asked for."""
-    with read_connection(engine) as connection:
+
+    def read_one(connection: Connection) -> list[Record]:
         records = read_collection(connection, collection, [id_])
-        if not records:
-            raise NotFound(f"There is no {ENTITY_TYPE[collection]} with id {id_!r}.")
-        return json_response(present(connection, records)[0])
+        return present(connection, records) if records else []
+
+    found = await reading(engine, read_one)
+    if not found:
+        raise NotFound(f"There is no {ENTITY_TYPE[collection]} with id {id_!r}.")
+    return json_response(found[0])
 
 
 def add_get_route(
@@ -99,7 +106,7 @@ def add_get_route(
         engine: EngineDep,
         id: Annotated[str, Path(max_length=120, description="The entity's id (a slug).")],
     ) -> Response:
-        return get_response(engine, collection, id, present)
+        return await get_response(engine, collection, id, present)
 
     handler.__name__ = operation_id
     router.get(

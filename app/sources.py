@@ -92,7 +92,9 @@ async def list_sources(
         where.add(PUBLISHER, publisher=publisher.lower())
     if q:
         where.add(TITLE, q=text_pattern(q))
-    return list_response(request, page, "sources", where, SORT_FIELDS, "-published_at", present)
+    return await list_response(
+        request, page, "sources", where, SORT_FIELDS, "-published_at", present
+    )
 
 
 add_get_route(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from pathlib import Path
 
 import pytest
 from conftest import make_client
 from fastapi.testclient import TestClient
+from sqlalchemy import event
 
 from app.problems import NotFound
 
@@ -189,3 +191,35 @@ def test_exhausted_pool_answers_503_quickly(engine_kind: str, shared_seeded_url:
         assert response.headers["retry-after"]
         assert elapsed < 2
         assert client.get("/v1/treaties").status_code == 200  # and it recovers
+
+
+READS = ["/v1/relations/KZ/AZ", "/v1/relations/KZ/AZ/timeline", "/v1/treaties", "/v1/visits"]
+READS += ["/v1/countries?q=kaz", "/v1/changes", "/v1/trade/az-kz-2021-turnover-azernews"]
+
+
+@pytest.mark.parametrize("path", READS)
+def test_reads_wait_for_postgresql_off_the_event_loop(
+    engine_kind: str, shared_seeded_url: str, path: str
+) -> None:
+    """On PostgreSQL an answer's statements run in a worker thread, so that a request waiting
+    for the server lets the others run; on SQLite they run in the event loop (no thread hop
+    for work done in this process)."""
+    in_loop: list[bool] = []
+
+    def record(*_: object) -> None:
+        try:
+            asyncio.get_running_loop()
+            in_loop.append(True)
+        except RuntimeError:
+            in_loop.append(False)
+
+    with make_client(shared_seeded_url, cache_enabled=False) as client:
+        client.get("/v1/countries/KZ")  # the country index is read once, at first use
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        event.listen(engine, "before_cursor_execute", record)
+        try:
+            assert client.get(path).status_code == 200
+        finally:
+            event.remove(engine, "before_cursor_execute", record)
+    assert in_loop
+    assert set(in_loop) == {engine_kind == "sqlite"}

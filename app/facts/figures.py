@@ -107,7 +107,7 @@ async def list_figures(
         where.add(ROUTE_FIGURES, route=route)
     if metric:
         where.add(METRIC, metric=metric)
-    return list_response(request, page, "figures", where, SORT_FIELDS, "metric", present)
+    return await list_response(request, page, "figures", where, SORT_FIELDS, "metric", present)
 
 
 add_get_route(router, "figures", "get_figure", "Get one figure", FigurePublic, present)

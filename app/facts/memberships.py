@@ -79,7 +79,9 @@ async def list_memberships(
         where.add(OF_COUNTRY, country=country)
     if organization:
         where.add(OF_ORGANIZATION, organization=organization)
-    return list_response(request, page, "memberships", where, SORT_FIELDS, "organization", present)
+    return await list_response(
+        request, page, "memberships", where, SORT_FIELDS, "organization", present
+    )
 
 
 add_get_route(

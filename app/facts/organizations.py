@@ -120,7 +120,7 @@ async def list_organizations(
         where.add(MEMBER, country=country)
     if q:
         where.add(TEXT, q=text_pattern(q))
-    return list_response(request, page, "organizations", where, SORT_FIELDS, "name", present)
+    return await list_response(request, page, "organizations", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(

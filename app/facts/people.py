@@ -98,7 +98,7 @@ async def list_people(
         where.add(ROLE_IN_ORGANIZATION, organization=organization)
     if q:
         where.add(NAME, q=text_pattern(q))
-    return list_response(request, page, "people", where, SORT_FIELDS, "name", present)
+    return await list_response(request, page, "people", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(router, "people", "get_person", "Get one person", PersonPublic, present)

@@ -79,7 +79,7 @@ async def list_relations(
 ) -> Response:
     where = Where()
     PAIR.narrow(where, country, partner)
-    return list_response(request, page, "relations", where, SORT_FIELDS, "id", present)
+    return await list_response(request, page, "relations", where, SORT_FIELDS, "id", present)
 
 
 add_get_route(

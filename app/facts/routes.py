@@ -97,7 +97,7 @@ async def list_routes(
     where = Where()
     if country:
         where.add(THROUGH_COUNTRY, country=country)
-    return list_response(request, page, "routes", where, SORT_FIELDS, "name", present)
+    return await list_response(request, page, "routes", where, SORT_FIELDS, "name", present)
 
 
 add_get_route(router, "routes", "get_route", "Get one transport route", RoutePublic, present)

@@ -94,7 +94,7 @@ async def list_trade(
         where.add(FROM_YEAR, year_from=year_from)
     if year_to is not None:
         where.add(TO_YEAR, year_to=year_to)
-    return list_response(request, page, "trade", where, SORT_FIELDS, "-year", present)
+    return await list_response(request, page, "trade", where, SORT_FIELDS, "-year", present)
 
 
 add_get_route(router, "trade", "get_trade_figure", "Get one trade figure", TradePublic, present)

@@ -103,7 +103,7 @@ async def list_treaties(
         where.add(PARTNER_PARTY, partner=partner)
     if q:
         where.add(TEXT, q=text_pattern(q))
-    return list_response(request, page, "treaties", where, SORT_FIELDS, "-signed", present)
+    return await list_response(request, page, "treaties", where, SORT_FIELDS, "-signed", present)
 
 
 add_get_route(router, "treaties", "get_treaty", "Get one treaty", TreatyPublic, present)

@@ -121,7 +121,7 @@ async def list_visits(
         where.add(GUEST, guest=guest)
     if person:
         where.add(PERSON_TAKING_PART, person=person)
-    return list_response(request, page, "visits", where, SORT_FIELDS, "-date", present)
+    return await list_response(request, page, "visits", where, SORT_FIELDS, "-date", present)
 
 
 add_get_route(router, "visits", "get_visit", "Get one visit", VisitPublic, present)
