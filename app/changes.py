@@ -11,7 +11,7 @@ from sqlalchemy import Connection, func, select
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import EngineDep
+from app.countries import EngineDep, engine_of
 from app.dataset import current_state, dumps, export_dataset
 from app.db import read_connection, reading
 from app.models import table
@@ -50,7 +50,6 @@ router = APIRouter(prefix="/v1", tags=["changes"])
 )
 async def list_changes(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(["revision"], "revision")],
     since: Annotated[int, Query(ge=0, le=2**31 - 1, description="Revision already seen.")] = 0,
 ) -> Response:
@@ -80,7 +79,7 @@ async def list_changes(
         ]
         return revision, total, items
 
-    revision, total, items = await reading(engine, read_changes)
+    revision, total, items = await reading(engine_of(request), read_changes)
     return page_response(request, page, items, total, extra={"revision": revision})
 
 

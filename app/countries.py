@@ -117,20 +117,27 @@ def localize(items: Iterable[Country], lang: str | None) -> list[Country]:
     return [{**c, "local_name": translation.gettext(c["name"])} for c in items]
 
 
-async def _engine(request: Request) -> Engine:
+def engine_of(request: Request) -> Engine:
+    """The app's engine. Read handlers take it from the request rather than as a dependency
+    (:data:`EngineDep`): FastAPI's resolution of each dependency costs every request about as
+    much as an indexed query."""
     return request.app.state.engine  # type: ignore[no-any-return]
+
+
+async def _engine(request: Request) -> Engine:
+    return engine_of(request)
 
 
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 
 async def _code_path(
-    engine: EngineDep,
+    request: Request,
     code: Annotated[
         str, Path(max_length=16, description="ISO 3166-1 alpha-2, alpha-3 or numeric.")
     ],
 ) -> str:
-    return resolve(engine, code)
+    return resolve(engine_of(request), code)
 
 
 CountryPath = Annotated[str, Depends(_code_path)]
@@ -172,7 +179,6 @@ NAMED = contains_text("q", COUNTRY.c.name, COUNTRY.c.official_name)
 )
 async def list_countries(
     request: Request,
-    engine: EngineDep,
     page: Annotated[PageParams, sorted_page(SORT_FIELDS, "name")],
     q: Annotated[str | None, Query(max_length=200, description="Name or code.")] = None,
     lang: LangQuery = None,
@@ -201,6 +207,7 @@ async def list_countries(
         ).all()
         return total, list(codes)
 
+    engine = engine_of(request)
     total, codes = await reading(engine, read_codes)
     items = localize((country_index(engine)[c] for c in codes), lang)
     return page_response(request, page, items, total)
@@ -214,8 +221,8 @@ async def list_countries(
     response_model=CountryPublic,
     responses=problem_responses(404, 422),
 )
-async def get_country(engine: EngineDep, code: CountryPath, lang: LangQuery = None) -> Response:
-    return json_response(localize([country_index(engine)[code]], lang)[0])
+async def get_country(request: Request, code: CountryPath, lang: LangQuery = None) -> Response:
+    return json_response(localize([country_index(engine_of(request))[code]], lang)[0])
 
 
 def _partner_facts(code: str) -> Any:

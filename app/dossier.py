@@ -18,7 +18,7 @@ from sqlalchemy import Connection, String, bindparam, func, literal_column, sele
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, EngineDep, country_index, resolve
+from app.countries import CountryPublic, country_index, engine_of, resolve
 from app.db import fetch, reading
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
@@ -111,10 +111,11 @@ class TimelineEntry(BaseModel):
 
 
 async def _pair_path(
-    engine: EngineDep,
+    request: Request,
     a: Annotated[str, Path(max_length=16, description="A country, any ISO code form.")],
     b: Annotated[str, Path(max_length=16, description="The other country.")],
 ) -> tuple[str, str]:
+    engine = engine_of(request)
     first, second = resolve(engine, a), resolve(engine, b)
     if first == second:
         raise InvalidInput(
@@ -328,8 +329,9 @@ router = APIRouter(prefix="/v1/relations", tags=["relations"])
     response_model=Dossier,
     responses=problem_responses(404, 422),
 )
-async def get_relation_dossier(engine: EngineDep, pair: PairPath) -> Response:
-    return json_response(await reading(engine, lambda connection: build_dossier(connection, *pair)))
+async def get_relation_dossier(request: Request, pair: PairPath) -> Response:
+    dossier = await reading(engine_of(request), lambda connection: build_dossier(connection, *pair))
+    return json_response(dossier)
 
 
 @router.get(
@@ -343,7 +345,6 @@ async def get_relation_dossier(engine: EngineDep, pair: PairPath) -> Response:
 )
 async def get_relation_timeline(
     request: Request,
-    engine: EngineDep,
     pair: PairPath,
     page: Annotated[PageParams, sorted_page(["date"], "date")],
 ) -> Response:
@@ -352,7 +353,8 @@ async def get_relation_timeline(
             "The timeline sorts only by `date` (oldest first) or `-date` (newest first).",
             errors=[{"param": "sort", "message": f"unknown sort field {page.sort!r}"}],
         )
-    entries = timeline(await reading(engine, lambda connection: build_dossier(connection, *pair)))
+    dossier = await reading(engine_of(request), lambda connection: build_dossier(connection, *pair))
+    entries = timeline(dossier)
     if page.sort == "-date":
         entries.reverse()
     window = entries[page.offset : page.offset + page.limit]

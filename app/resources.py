@@ -34,7 +34,7 @@ from sqlalchemy import (
 )
 from starlette.responses import Response
 
-from app.countries import EngineDep, resolve
+from app.countries import engine_of, resolve
 from app.db import any_of, fetch, reading
 from app.pagination import (
     DateSort,
@@ -66,8 +66,7 @@ async def list_response(
 ) -> Response:
     """A page of one collection: ids by SQL (filtered, sorted), then records in bulk.
 
-    The engine is the app's: taken from the request rather than as a dependency, since
-    FastAPI's resolution of each dependency costs every request."""
+    The engine is the app's (:func:`app.countries.engine_of`)."""
     main = MAIN_TABLE[collection]
     spec = sort_spec(params.sort, sort_fields, default_sort, main.c.id)
 
@@ -75,7 +74,7 @@ async def list_response(
         ids, total, next_cursor = select_page(connection, main, where, spec, params)
         return present(connection, read_collection(connection, collection, ids)), total, next_cursor
 
-    items, total, next_cursor = await reading(request.app.state.engine, read_page)
+    items, total, next_cursor = await reading(engine_of(request), read_page)
     return page_response(request, params, items, total, next_cursor=next_cursor)
 
 
@@ -103,10 +102,10 @@ def add_get_route(
     """``GET {prefix}/{id}``: one entity of ``collection``, or a 404 problem."""
 
     async def handler(
-        engine: EngineDep,
+        request: Request,
         id: Annotated[str, Path(max_length=120, description="The entity's id (a slug).")],
     ) -> Response:
-        return await get_response(engine, collection, id, present)
+        return await get_response(engine_of(request), collection, id, present)
 
     handler.__name__ = operation_id
     router.get(
@@ -177,9 +176,7 @@ def _country_query(name: str, description: str) -> Callable[..., Awaitable[str |
             str | None, Query(alias=name, max_length=16, description=description)
         ] = None,
     ) -> str | None:
-        # The engine from the app, not from EngineDep: a sub-dependency costs every request
-        # FastAPI's resolution of it (lists take two country parameters).
-        return resolve(request.app.state.engine, code) if code is not None else None
+        return resolve(engine_of(request), code) if code is not None else None
 
     return dependency
 
