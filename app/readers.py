@@ -231,7 +231,10 @@ def read_routes(connection: Connection, ids: Sequence[str] | None) -> list[Recor
     ]
 
 
-def read_memberships(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
+def read_memberships(
+    connection: Connection, ids: Sequence[str] | None, key: str = "id"
+) -> list[Record]:
+    """Memberships by id, or (``key="organization_id"``) those of the organizations ``ids``."""
     return [
         {
             "id": r.id,
@@ -240,11 +243,14 @@ def read_memberships(connection: Connection, ids: Sequence[str] | None) -> list[
             "since": r.since,
             "sources": cites,
         }
-        for r, cites in _cited(connection, table(m.Membership), "membership", ids)
+        for r, cites in _cited(connection, table(m.Membership), "membership", ids, key)
     ]
 
 
-def read_figures(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
+def read_figures(
+    connection: Connection, ids: Sequence[str] | None, key: str = "id"
+) -> list[Record]:
+    """Figures by id, or (``key="route_id"``) those of the routes ``ids``, by route then id."""
     return [
         {
             "id": f.id,
@@ -258,7 +264,7 @@ def read_figures(connection: Connection, ids: Sequence[str] | None) -> list[Reco
             "description": f.description,
             "sources": cites,
         }
-        for f, cites in _cited(connection, table(m.Figure), "figure", ids)
+        for f, cites in _cited(connection, table(m.Figure), "figure", ids, key)
     ]
 
 

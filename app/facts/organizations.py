@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, with_countries
-from app.db import any_of, fetch
 from app.facts.schemas import Citation
 from app.models import table
 from app.pagination import (
@@ -26,7 +24,7 @@ from app.pagination import (
     text_pattern,
 )
 from app.problems import problem_responses
-from app.readers import read_collection
+from app.readers import read_memberships
 from app.records import OrganizationRecord
 from app.resources import (
     CountryQuery,
@@ -59,20 +57,11 @@ class OrganizationPublic(BaseModel):
     members: list[Member]
 
 
-@cache
-def _membership_ids(dialect: str) -> Select[Any]:
-    return (
-        select(MEMBERSHIP.c.id)
-        .where(any_of(MEMBERSHIP.c.organization_id, "ids", dialect))
-        .order_by(MEMBERSHIP.c.country)
-    )
-
-
 def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record]]:
-    query = _membership_ids(connection.dialect.name)
-    ids = [row.id for row in fetch(connection, query, ids=org_ids)]
+    """The memberships of each organization, by country, read in one query."""
+    found = read_memberships(connection, org_ids, key="organization_id") if org_ids else []
     grouped: dict[str, list[Record]] = {}
-    for ms in read_collection(connection, "memberships", list(ids)):
+    for ms in sorted(found, key=lambda ms: ms["country"]):  # stable: ties stay by id
         org = ms.pop("organization")
         grouped.setdefault(org, []).append(with_countries(connection.engine, ms, ["country"]))
     return grouped

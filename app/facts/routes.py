@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-from functools import cache
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from pydantic import Field
-from sqlalchemy import ColumnElement, Connection, Select, bindparam, select
+from sqlalchemy import ColumnElement, Connection, bindparam, select
 from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, with_countries
-from app.db import any_of, fetch
 from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Code, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
-from app.readers import read_collection
+from app.readers import read_figures
 from app.records import RouteRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response
 from app.values import PartialDate
@@ -45,18 +43,10 @@ class RoutePublic(Fact):
     figures: list[RouteFigure]
 
 
-@cache
-def _figure_ids(dialect: str) -> Select[Any]:
-    return (
-        select(FIGURE.c.id).where(any_of(FIGURE.c.route_id, "ids", dialect)).order_by(FIGURE.c.id)
-    )
-
-
 def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, list[Record]]:
-    query = _figure_ids(connection.dialect.name)
-    ids = [row.id for row in fetch(connection, query, ids=route_ids)]
+    """The figures of each route, by id, read in one query."""
     grouped: dict[str, list[Record]] = {}
-    for figure in read_collection(connection, "figures", list(ids)):
+    for figure in read_figures(connection, route_ids, key="route_id") if route_ids else []:
         route = figure.pop("route")
         figure.pop("countries")
         grouped.setdefault(route, []).append(figure)
