@@ -103,6 +103,7 @@ def create_db_engine(
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(parsed, connect_args={"check_same_thread": False}, hide_parameters=True)
     busy_ms = settings.sqlite_busy_timeout_ms
+    mmap_bytes = settings.sqlite_mmap_bytes
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
@@ -113,6 +114,7 @@ def create_db_engine(
         cursor.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA mmap_size={int(mmap_bytes)}")
         cursor.close()
         # SQLite's own lower() folds ASCII only; PostgreSQL's folds all of Unicode. The same
         # case-insensitive filter must match "Åland" on both.
@@ -370,7 +372,7 @@ async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
 
     On SQLite in the event loop: its statements are this process's own CPU work, which a
     hop to a thread would only add to. On PostgreSQL in a worker thread: a request waiting
-    for the server's answers (a dossier is 18 round trips) must let the others run, or one
+    for the server's answers (a dossier is 17 round trips) must let the others run, or one
     worker serves one request at a time while both it and the server sit idle.
     """
     if is_sqlite(engine):

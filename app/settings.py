@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     pool_size: int = 10
     pool_timeout: float = 2.0
     sqlite_busy_timeout_ms: int = 5_000
+    sqlite_mmap_bytes: int = Field(
+        default=1 << 30,
+        ge=0,
+        description="How much of a SQLite database its connections read through memory "
+        "mapping (shared by every connection and process, in the OS page cache) instead "
+        "of copying pages into each connection's own 2 MB cache; 0: none.",
+    )
     query_timeout_ms: int = Field(
         default=5_000,
         ge=0,

@@ -296,16 +296,21 @@ def test_migration_file_names_start_with_their_date() -> None:
 
 
 def test_sqlite_connections_are_configured(tmp_path: Path) -> None:
-    settings = Settings(sqlite_busy_timeout_ms=4321)
+    settings = Settings(sqlite_busy_timeout_ms=4321, sqlite_mmap_bytes=8 << 20)
     engine = create_db_engine(f"sqlite:///{tmp_path / 'pragmas.db'}", settings)
     try:
         with engine.connect() as first, engine.connect() as second:
             for connection in (first, second):  # every pooled connection, not just the first
                 pragmas = {
                     name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
-                    for name in ("journal_mode", "foreign_keys", "busy_timeout")
+                    for name in ("journal_mode", "foreign_keys", "busy_timeout", "mmap_size")
                 }
-                assert pragmas == {"journal_mode": "wal", "foreign_keys": 1, "busy_timeout": 4321}
+                assert pragmas == {
+                    "journal_mode": "wal",
+                    "foreign_keys": 1,
+                    "busy_timeout": 4321,
+                    "mmap_size": 8 << 20,
+                }
     finally:
         engine.dispose()
 
