@@ -275,7 +275,7 @@ PATHS = {
 }
 FOLLOW_NEXT = {"trade deep page (next link)"}
 HOT = ("country", "dossier", "timeline", "trade page (pair)", "search")
-SCALED = ("dossier", "trade page (pair)")  # compared between --rows and --scale-rows
+SCALED = ("dossier", "trade page (pair)", "trade first page")  # --rows against --scale-rows
 DATASETTE = {
     "country": "/{db}/country/KZ.json",
     "trade page (pair)": "/{db}/trade_figure.json?reporter={b}&partner={a}&_size=50",
