@@ -367,6 +367,18 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             connection.commit()
 
 
+def generic_plans(connection: Connection) -> None:
+    """On PostgreSQL, the rest of this transaction plans each prepared statement once.
+
+    By default PostgreSQL plans a prepared statement again on every execution while that
+    custom plan looks cheaper than the generic one, as it always does for a lookup of an
+    array of ids: planning then costs the server more than running the statement. For
+    statements whose best plan does not depend on their values only.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+
+
 async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
     """``work`` done on a read connection, for an ``async`` handler.
 

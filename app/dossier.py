@@ -19,7 +19,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, country_index, engine_of, resolve
-from app.db import fetch, reading
+from app.db import fetch, generic_plans, reading
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
 from app.facts.schemas import Citation, Fact
@@ -172,6 +172,7 @@ def build_dossier(connection: Connection, a: str, b: str) -> Record:
     """The dossier of a pair, with a number of queries that does not depend on the data."""
     x, y = sorted((a, b))
     index = country_index(connection.engine)
+    generic_plans(connection)  # lookups by the pair and by ids: the plan never changes
     ids: dict[str, list[str]] = {section: [] for section in SECTIONS}
     for row in fetch(connection, SECTION_IDS, x=x, y=y):
         ids[row.section].append(row.id)

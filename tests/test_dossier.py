@@ -351,17 +351,21 @@ def test_dossier_sql_over_http_does_not_grow_with_the_facts(seeded_url: str) -> 
 
 def test_postgresql_keeps_the_dossier_statements_prepared(shared_seeded_url: str) -> None:
     """Reads end with COMMIT: a ROLLBACK makes psycopg deallocate every prepared statement,
-    and each request parsed and planned its statements again."""
+    and each request parsed and planned its statements again. Once prepared, they are not
+    planned again either: the dossier asks for their generic plans."""
     if shared_seeded_url.startswith("sqlite"):
         pytest.skip("prepared statements on the server are a PostgreSQL matter")
     with make_client(shared_seeded_url, cache_enabled=False) as client:
-        for _ in range(6):  # psycopg prepares a statement on its fifth execution
+        for _ in range(8):  # psycopg prepares a statement on its fifth execution
             ok(client.get("/v1/relations/KZ/AZ"))
         engine: Engine = client.app.state.engine  # type: ignore[attr-defined]
         assert engine.pool.checkedin() == 1  # one connection served them all
         with engine.connect() as connection:
-            prepared = connection.exec_driver_sql("SELECT count(*) FROM pg_prepared_statements")
-            assert prepared.scalar_one() >= 15
+            prepared, generic, custom = connection.exec_driver_sql(
+                "SELECT count(*), sum(generic_plans), sum(custom_plans) FROM pg_prepared_statements"
+            ).one()
+    assert prepared >= 15
+    assert generic >= prepared and custom == 0
 
 
 def test_many_facts_dossier(seeded_url: str) -> None:
