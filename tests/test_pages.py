@@ -270,3 +270,41 @@ def test_a_load_fires_the_count_triggers_once_per_batch_not_per_row(seeded_url: 
     engine.dispose()
     assert rows > ROWS
     assert statements is not None and 1 <= statements <= 3, statements
+
+
+def test_sqlite_counts_a_table_again_only_after_a_write(seeded_url: str) -> None:
+    """An unfiltered total is counted once per pooled connection while no row changes; a
+    commit through another connection, or a change through the same one, is counted again."""
+    if not seeded_url.startswith("sqlite"):
+        pytest.skip("PostgreSQL reads its totals from row_count")
+    load_into(seeded_url, generated())
+    with make_client(seeded_url, cache_enabled=False) as client:
+        engine = client.app.state.engine  # type: ignore[attr-defined]
+        counts: list[str] = []
+
+        def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            if "AS total" in statement:
+                counts.append(statement)
+
+        def totals() -> set[int]:
+            return {int(ok(client.get("/v1/trade?limit=1"))["total"]) for _ in range(8)}
+
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            (first,) = totals()  # each pooled connection counts once
+            counted = len(counts)
+            assert totals() == {first} and len(counts) == counted  # then keeps it
+            other = create_db_engine(seeded_url)
+            with other.begin() as connection:  # another connection commits
+                connection.execute(
+                    delete(TRADE).where(TRADE.c.id == "az-kz-2021-turnover-azernews")
+                )
+            other.dispose()
+            assert totals() == {first - 1} and len(counts) > counted
+            counted = len(counts)
+            with engine.begin() as connection:  # one of the app's own connections writes
+                gone = connection.execute(delete(TRADE).where(TRADE.c.id != "")).rowcount
+            assert gone == first - 1 > 0
+            assert totals() == {0} and len(counts) > counted
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
