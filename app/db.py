@@ -387,15 +387,12 @@ async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
     for the server's answers (a dossier is 17 round trips) must let the others run, or one
     worker serves one request at a time while both it and the server sit idle.
     """
-    if is_sqlite(engine):
+
+    def read() -> T:
         with read_connection(engine) as connection:
             return work(connection)
 
-    def in_thread() -> T:
-        with read_connection(engine) as connection:
-            return work(connection)
-
-    return await anyio.to_thread.run_sync(in_thread)
+    return read() if is_sqlite(engine) else await anyio.to_thread.run_sync(read)
 
 
 @contextmanager

@@ -315,6 +315,11 @@ TIMELINE_ORDER = (
     "visit, trade, figure) and id. Trade figures are dated by their year."
 )
 
+
+async def read_dossier(request: Request, pair: tuple[str, str]) -> Record:
+    return await reading(engine_of(request), lambda connection: build_dossier(connection, *pair))
+
+
 router = APIRouter(prefix="/v1/relations", tags=["relations"])
 
 
@@ -331,8 +336,7 @@ router = APIRouter(prefix="/v1/relations", tags=["relations"])
     responses=problem_responses(404, 422),
 )
 async def get_relation_dossier(request: Request, pair: PairPath) -> Response:
-    dossier = await reading(engine_of(request), lambda connection: build_dossier(connection, *pair))
-    return json_response(dossier)
+    return json_response(await read_dossier(request, pair))
 
 
 @router.get(
@@ -354,8 +358,7 @@ async def get_relation_timeline(
             "The timeline sorts only by `date` (oldest first) or `-date` (newest first).",
             errors=[{"param": "sort", "message": f"unknown sort field {page.sort!r}"}],
         )
-    dossier = await reading(engine_of(request), lambda connection: build_dossier(connection, *pair))
-    entries = timeline(dossier)
+    entries = timeline(await read_dossier(request, pair))
     if page.sort == "-date":
         entries.reverse()
     window = entries[page.offset : page.offset + page.limit]

@@ -427,25 +427,25 @@ def select_page(
         values.update((f"cursor_{i}", value) for i, value in enumerate(key))
     else:
         values["page_offset"] = params.offset
-    if where.clauses or connection.dialect.name != "sqlite":
-        total = fetch(connection, statements.count, **where.params)[0].total
-    else:
-        total = _kept_total(connection, main, statements.count)
+    total = _total(connection, main, where, statements.count)
     rows = fetch(connection, statements.page, **values)
     next_cursor = None
     if keys is not None and len(rows) == params.limit:
         next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1]))
-    return [row[-1] for row in rows], int(total), next_cursor
+    return [row[-1] for row in rows], total, next_cursor
 
 
-def _kept_total(connection: Connection, main: Table, count: Select[Any]) -> int:
-    """The rows of ``main`` on SQLite, counted again only when they may have changed.
-
-    SQLite counts a table by reading a whole index: 0.2 ms at 1M rows, more once the index
-    outgrows the page cache. A connection keeps the count it read while no other connection
-    has committed (``PRAGMA data_version``, read as the transaction's first statement, so
-    that it dates the snapshot) and it has changed no row itself (``total_changes``).
+def _total(connection: Connection, main: Table, where: Where, count: Select[Any]) -> int:
+    """How many rows of ``main`` the filters select. Unfiltered, neither engine reads them all
+    on every request: PostgreSQL's ``count`` reads ``row_count``; SQLite, which counts a
+    table by reading a whole index (0.2 ms at 1M rows, more once the index outgrows the page
+    cache), counts again only when the rows may have changed. A connection keeps the count
+    it read while no other connection has committed (``PRAGMA data_version``, read as the
+    transaction's first statement, so that it dates the snapshot) and it has changed no row
+    itself (``total_changes``).
     """
+    if where.clauses or connection.dialect.name != "sqlite":
+        return int(fetch(connection, count, **where.params)[0].total)
     if not connection.in_transaction():
         connection.begin()
     driver: Any = connection.connection.driver_connection
