@@ -473,7 +473,10 @@ def search_documents(
     """One page of hits, best first, and how many documents match in all."""
     backend = Fts5(words) if connection.dialect.name == "sqlite" else Tsvector(words)
     found = backend.matches(types)
-    count = select(sa.func.count()).select_from(found.subquery())
+    if types:
+        count = select(sa.func.count()).select_from(found.subquery())
+    else:  # the matches alone: on SQLite, without reading the content table
+        count = select(sa.func.count()).select_from(DOCUMENT).where(backend.match())
     total = int(connection.execute(count).scalar_one())
     scored = found.add_columns(backend.score().label("score")).subquery()
     fields = {name: scored.c[name] for name in ("score", "type", "id", "title")}
