@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 import anyio
 import orjson
 from sqlalchemy import (
-    ARRAY,
+    JSON,
     ColumnElement,
     Connection,
     Engine,
@@ -42,6 +42,7 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
+    cast,
     create_engine,
     event,
     func,
@@ -228,13 +229,17 @@ def _arm_deadline(connection: Connection) -> None:
 
 def any_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement[bool]:
     """``column`` is one of the list given as parameter ``name``, in SQL whose text does not
-    change with the list's length (so it is compiled once): SQLite reads the list as a JSON
-    array with ``json_each``, PostgreSQL compares with ``ANY`` of an array."""
+    change with the list's length (so it is compiled once). :func:`fetch` sends the list as
+    one JSON array, which both engines read in C: SQLite with ``json_each``, PostgreSQL with
+    ``json_array_elements_text`` made an array for ``= ANY`` (the plan of an array
+    parameter: an index lookup per element). psycopg adapts a list parameter element by
+    element in Python, about 1 µs each: 170 µs of a dossier's CPU."""
     if dialect == "sqlite":
         return column.in_(
             select(literal_column("value")).select_from(func.json_each(bindparam(name)))
         )
-    return column == any_(bindparam(name, type_=ARRAY(String)))
+    elements = select(func.json_array_elements_text(cast(bindparam(name, type_=String), JSON)))
+    return column == any_(func.array(elements.scalar_subquery()))
 
 
 def bulk_insert(
@@ -306,8 +311,10 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     values: Any = {**prepared.constants, **params} if prepared.constants else params
     if connection.dialect.name == "sqlite":
         values = {k: _sqlite_value(v) for k, v in values.items()}
-    elif not connection.get_execution_options().get("dyad_write", False):
-        values = {k: _without_nul(v) for k, v in values.items()}
+    else:
+        if not connection.get_execution_options().get("dyad_write", False):
+            values = {k: _without_nul(v) for k, v in values.items()}
+        values = {k: _json_list(v) for k, v in values.items()}
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
     connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
@@ -330,14 +337,17 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     return list(map(prepared.row._make, rows))
 
 
+def _json_list(value: Any) -> Any:
+    """A list parameter as :func:`any_of` reads it: one JSON array."""
+    return orjson.dumps(value).decode() if isinstance(value, list) else value
+
+
 def _sqlite_value(value: Any) -> Any:
     """A parameter as SQLite compares it: lists as JSON (see :func:`any_of`), dates as the
     ISO text SQLAlchemy stores them as."""
-    if isinstance(value, list):
-        return orjson.dumps(value).decode()
     if isinstance(value, date):
         return value.isoformat()
-    return value
+    return _json_list(value)
 
 
 def _lower(value: str | None) -> str | None:

@@ -16,12 +16,19 @@ from pathlib import Path
 
 import pytest
 from conftest import load_into
-from sqlalchemy import Connection, Engine, text
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import Connection, Engine, insert, text
 
 from app import dataset, migrate
+from app import models as m
 from app.db import backup_sqlite, create_db_engine, write_transaction
+from app.models import table
+from app.readers import read_collection
+from app.resources import names
 
 WRITERS = 4
+SOURCE = table(m.Source)
 ROUNDS = 10
 
 
@@ -148,3 +155,48 @@ def test_backup_of_a_live_database_is_consistent(seeded_url: str, tmp_path: Path
     engine.dispose()
     with pytest.raises(ValueError, match="pg_dump"):
         backup_sqlite(create_db_engine("postgresql+psycopg://x@127.0.0.1:1/x"), tmp_path / "x")
+
+
+# Ids that JSON, SQL or an array literal would each treat specially if they were not
+# passed as one escaped JSON array.
+ODD_IDS = [
+    "it's",
+    'say "hi"',
+    "back\\slash",
+    "[bracket]",
+    "a,b",
+    "{brace}",
+    "NULL",
+    " spaced ",
+    "Ålesund",
+    "ユニコード",
+    "tab\tline\nbreak",
+    "emoji 🙂",
+]
+
+
+@pytest.fixture
+def odd_sources(seeded_url: str) -> Iterator[Engine]:
+    engine = create_db_engine(seeded_url)
+    with write_transaction(engine) as connection:
+        connection.execute(
+            insert(table(m.Source)), [{"id": i, "title": f"title of {i}"} for i in ODD_IDS]
+        )
+    yield engine
+    engine.dispose()
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    ids=st.lists(st.sampled_from(ODD_IDS) | st.text(max_size=8), max_size=12),
+)
+def test_a_list_of_ids_finds_exactly_those_stored(odd_sources: Engine, ids: list[str]) -> None:
+    """Reads by a list of ids (``any_of``) send it as one JSON array on both engines."""
+    with odd_sources.connect() as connection:
+        found = names(connection, SOURCE.c.id, SOURCE.c.title, set(ids))
+        records = read_collection(connection, "sources", ids)
+    expected = [i for i in dict.fromkeys(ids) if i in ODD_IDS]
+    assert found == {i: f"title of {i}" for i in expected}
+    assert [r["id"] for r in records] == expected
