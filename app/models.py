@@ -94,8 +94,7 @@ class Citation(SQLModel, table=True):
 
     __tablename__ = "citation"
     __table_args__ = (
-        UniqueConstraint("fact_type", "fact_id", "position"),
-        Index("ix_citation_fact", "fact_type", "fact_id"),
+        UniqueConstraint("fact_type", "fact_id", "position"),  # also finds a fact's citations
         CheckConstraint(
             "fact_type IN (" + ", ".join(f"'{t}'" for t in FACT_TYPES) + ")", name="fact_type"
         ),

@@ -89,6 +89,27 @@ def test_every_foreign_key_leads_an_index(empty_url: str) -> None:
                 assert fk["constrained_columns"][0] in leading, f"{name}: {fk}"
 
 
+def test_no_index_is_led_by_another(empty_url: str) -> None:
+    """An index whose columns lead a longer index, a unique constraint or the primary key
+    finds nothing the longer one does not, and every write pays for both."""
+    migrate.upgrade(empty_url)
+    with connected(empty_url) as engine:
+        inspector = inspect(engine)
+        for name in modelled_tables(engine):
+            indexes = [i for i in inspector.get_indexes(name) if not i.get("duplicates_constraint")]
+            keys = [
+                *(i["column_names"] for i in indexes),
+                *(u["column_names"] for u in inspector.get_unique_constraints(name)),
+                inspector.get_pk_constraint(name)["constrained_columns"],
+            ]
+            for index in indexes:
+                columns = index["column_names"]
+                if index["unique"]:
+                    continue  # a constraint, not only a way in
+                led = [k for k in keys if len(k) > len(columns) and k[: len(columns)] == columns]
+                assert not led, f"{name}: {index['name']} {columns} leads {led}"
+
+
 def test_autogenerate_finds_no_difference(empty_url: str) -> None:
     migrate.upgrade(empty_url)
     with connected(empty_url) as engine, engine.connect() as connection:
