@@ -12,7 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from app import api_keys, comtrade, dataset, imports, migrate
-from app.db import backup_sqlite, get_engine
+from app.db import backup_sqlite, get_engine, read_connection
 from app.settings import get_settings
 
 app = typer.Typer(
@@ -131,7 +131,7 @@ def export(
 ) -> None:
     """Write the whole dataset in the format of data/seed.json, in a deterministic order."""
     _require_migrated()
-    with get_engine().connect() as connection:
+    with read_connection(get_engine()) as connection:  # one snapshot, whatever is written
         data = dataset.dumps(dataset.export_dataset(connection))
     if file is None:
         typer.echo(data.decode(), nl=False)

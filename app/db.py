@@ -367,11 +367,21 @@ def get_engine() -> Engine:
 
 @contextmanager
 def read_connection(engine: Engine) -> Iterator[Connection]:
-    """A connection for an answer's reads, whose transaction ends with COMMIT when the block
-    ends normally. psycopg deallocates every prepared statement of a connection on ROLLBACK,
-    so reads that rolled back (SQLAlchemy's way to end them) were parsed and planned again
-    on every request. An error still rolls back."""
+    """A connection for an answer's reads, all from one snapshot of the data, whose
+    transaction ends with COMMIT when the block ends normally.
+
+    SQLite's read transaction keeps the snapshot of its first statement. PostgreSQL's
+    default (READ COMMITTED) gives each statement a snapshot of its own, so the statements
+    of one answer (a dossier's 17, a page and its total) could each see a different
+    revision: there the transaction is REPEATABLE READ and READ ONLY, which psycopg puts
+    in its BEGIN, at no extra round trip. psycopg deallocates every prepared statement of
+    a connection on ROLLBACK, so reads that rolled back (SQLAlchemy's way to end them) were
+    parsed and planned again on every request. An error still rolls back."""
     with engine.connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execution_options(
+                isolation_level="REPEATABLE READ", postgresql_readonly=True
+            )
         yield connection
         if connection.in_transaction():
             connection.commit()

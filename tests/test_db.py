@@ -18,11 +18,11 @@ import pytest
 from conftest import load_into
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import Connection, Engine, insert, text
+from sqlalchemy import Connection, Engine, func, insert, select, text
 
 from app import dataset, migrate
 from app import models as m
-from app.db import backup_sqlite, create_db_engine, write_transaction
+from app.db import backup_sqlite, create_db_engine, read_connection, write_transaction
 from app.models import table
 from app.readers import read_collection
 from app.resources import names
@@ -200,3 +200,20 @@ def test_a_list_of_ids_finds_exactly_those_stored(odd_sources: Engine, ids: list
     expected = [i for i in dict.fromkeys(ids) if i in ODD_IDS]
     assert found == {i: f"title of {i}" for i in expected}
     assert [r["id"] for r in records] == expected
+
+
+def test_the_reads_of_an_answer_see_one_snapshot(seeded_url: str) -> None:
+    """A write committed between two statements of one answer is not seen by the second
+    (under PostgreSQL's default READ COMMITTED it would be), and is by the next answer."""
+    engine = create_db_engine(seeded_url)
+    count = select(func.count()).select_from(SOURCE)
+    try:
+        with read_connection(engine) as reader:
+            before = reader.execute(count).scalar_one()
+            with write_transaction(engine) as writer:
+                writer.execute(insert(SOURCE), {"id": "written-meanwhile", "title": "New"})
+            assert reader.execute(count).scalar_one() == before
+        with read_connection(engine) as reader:
+            assert reader.execute(count).scalar_one() == before + 1
+    finally:
+        engine.dispose()
