@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from itertools import chain
 from pathlib import Path
 from typing import Any, TypeVar
@@ -276,7 +276,7 @@ def _insert_sql(table: str, columns: tuple[str, ...], rows: int) -> str:
 class _Prepared:
     sql: str
     order: tuple[str, ...] | None  # qmark drivers take values by position
-    row: Any  # a named tuple of the selected columns
+    make_row: Callable[[Any], Any]  # a driver's row as a named tuple of the selected columns
     constants: dict[str, Any]  # the values of parameters made from literals, e.g. "turnover"
 
 
@@ -289,7 +289,8 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
     constants = {
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
     }
-    return _Prepared(compiled.string, order, row, constants)
+    # tuple.__new__ is what Row._make runs, less a length check in Python per row
+    return _Prepared(compiled.string, order, partial(tuple.__new__, row), constants)
 
 
 def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list[Any]:
@@ -298,7 +299,7 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     SQLAlchemy's work per execution (parameters, result wrapping) costs several times what
     SQLite takes to run an indexed query, and an answer may run a dozen of them. The
     statement is compiled once per dialect; list parameters (see :func:`any_of`) are sent as
-    JSON to SQLite and as arrays to PostgreSQL. The transaction begins as for any read (one
+    one JSON array to both engines. The transaction begins as for any read (one
     snapshot for all the statements of an answer), and the engine's
     ``before_cursor_execute`` listeners still see each statement: they arm the SQLite
     deadline, and tests count statements with them. A NUL is swapped out of PostgreSQL
@@ -312,9 +313,8 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
     if connection.dialect.name == "sqlite":
         values = {k: _sqlite_value(v) for k, v in values.items()}
     else:
-        if not connection.get_execution_options().get("dyad_write", False):
-            values = {k: _without_nul(v) for k, v in values.items()}
-        values = {k: _json_list(v) for k, v in values.items()}
+        read = not connection.get_execution_options().get("dyad_write", False)
+        values = {k: _postgresql_value(v, read) for k, v in values.items()}
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
     connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
@@ -334,20 +334,29 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
             hide_parameters=True,
             dialect=connection.dialect,
         ) from error
-    return list(map(prepared.row._make, rows))
-
-
-def _json_list(value: Any) -> Any:
-    """A list parameter as :func:`any_of` reads it: one JSON array."""
-    return orjson.dumps(value).decode() if isinstance(value, list) else value
+    return list(map(prepared.make_row, rows))
 
 
 def _sqlite_value(value: Any) -> Any:
     """A parameter as SQLite compares it: lists as JSON (see :func:`any_of`), dates as the
     ISO text SQLAlchemy stores them as."""
+    if isinstance(value, list):
+        return orjson.dumps(value).decode()
     if isinstance(value, date):
         return value.isoformat()
-    return _json_list(value)
+    return value
+
+
+def _postgresql_value(value: Any, read: bool) -> Any:
+    """A parameter as PostgreSQL reads it: lists as JSON (see :func:`any_of`); in a read,
+    NULs swapped out. JSON writes a NUL ``\\u0000``, so a list is looked at element by
+    element only when its JSON holds that (a dossier sends some 170 ids)."""
+    if isinstance(value, list):
+        text = orjson.dumps(value).decode()
+        if read and "\\u0000" in text:
+            text = orjson.dumps(_without_nul(value)).decode()
+        return text
+    return value.replace(NUL, NONCHARACTER) if read and isinstance(value, str) else value
 
 
 def _lower(value: str | None) -> str | None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from conftest import load_into
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, func, insert, select, text
 
@@ -192,6 +192,7 @@ def odd_sources(seeded_url: str) -> Iterator[Engine]:
 @given(
     ids=st.lists(st.sampled_from(ODD_IDS) | st.text(max_size=8), max_size=12),
 )
+@example(ids=["it's", "a\x00NUL", "back\\slash", "back\\u0000slash"])
 def test_a_list_of_ids_finds_exactly_those_stored(odd_sources: Engine, ids: list[str]) -> None:
     """Reads by a list of ids (``any_of``) send it as one JSON array on both engines."""
     with odd_sources.connect() as connection:
