@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date
+from functools import lru_cache
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -304,8 +305,15 @@ TYPE_ORDER = {"relation": 0, "treaty": 1, "membership": 2, "visit": 3, "trade": 
 
 
 def _timeline_key(entry: Record) -> tuple[date, int, int, str]:
-    when = PartialDate.parse(entry["date"])
-    return (when.start, -when.end.toordinal(), TYPE_ORDER[entry["type"]], entry["id"])
+    return (*_date_order(entry["date"]), TYPE_ORDER[entry["type"]], entry["id"])
+
+
+@lru_cache(maxsize=4096)
+def _date_order(text: str) -> tuple[date, int]:
+    """A date's place in the timeline: its first day, then the coarser first. Parsed once:
+    a timeline repeats few dates (a trade figure's is its year) over many entries."""
+    when = PartialDate.parse(text)
+    return when.start, -when.end.toordinal()
 
 
 TIMELINE_ORDER = (
