@@ -28,8 +28,8 @@ from app.readers import read_collection
 from app.resources import names
 
 WRITERS = 4
-SOURCE = table(m.Source)
 ROUNDS = 10
+SOURCE = table(m.Source)
 
 
 def writer(
@@ -179,9 +179,7 @@ ODD_IDS = [
 def odd_sources(seeded_url: str) -> Iterator[Engine]:
     engine = create_db_engine(seeded_url)
     with write_transaction(engine) as connection:
-        connection.execute(
-            insert(table(m.Source)), [{"id": i, "title": f"title of {i}"} for i in ODD_IDS]
-        )
+        connection.execute(insert(SOURCE), [{"id": i, "title": f"title of {i}"} for i in ODD_IDS])
     yield engine
     engine.dispose()
 

@@ -89,7 +89,7 @@ def test_every_foreign_key_leads_an_index(empty_url: str) -> None:
                 assert fk["constrained_columns"][0] in leading, f"{name}: {fk}"
 
 
-def test_no_index_is_led_by_another(empty_url: str) -> None:
+def test_no_index_is_the_start_of_a_longer_one(empty_url: str) -> None:
     """An index whose columns lead a longer index, a unique constraint or the primary key
     finds nothing the longer one does not, and every write pays for both."""
     migrate.upgrade(empty_url)
