@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from bench.run import parse_wrk
+import pytest
+
+from bench.run import CEILING_AGAIN, Result, ceiling_drift, parse_wrk
 
 REPORT = """Running 5s test @ http://127.0.0.1:8123/v1/relations/KZ/AZ
   1 threads and 32 connections
@@ -29,3 +31,12 @@ def test_the_percentiles_come_from_their_own_lines() -> None:
 def test_a_report_without_failures() -> None:
     clean = REPORT.replace("  Socket errors: connect 0, read 0, write 0, timeout 3\n", "")
     assert parse_wrk(clean.replace("  Non-2xx or 3xx responses: 2\n", ""))[3] == 0
+
+
+def test_the_ceilings_drift_is_measured_from_both_ends_of_the_run() -> None:
+    def ceiling(name: str, rps: float) -> Result:
+        return Result(name, "starlette", "/", rps, 1.0, 2.0, 0)
+
+    start, end = ceiling("constant JSON", 25_000), ceiling(CEILING_AGAIN, 20_000)
+    assert ceiling_drift([start, end]) == pytest.approx(-0.2)
+    assert ceiling_drift([start]) is None
