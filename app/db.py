@@ -413,8 +413,8 @@ async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
 
     On SQLite in the event loop: its statements are this process's own CPU work, which a
     hop to a thread would only add to. On PostgreSQL in a worker thread: a request waiting
-    for the server's answers (a dossier is 17 round trips) must let the others run, or one
-    worker serves one request at a time while both it and the server sit idle.
+    for the server's answers (a dossier is about 20 round trips) must let the others run, or
+    one worker serves one request at a time while both it and the server sit idle.
     """
 
     def read() -> T:

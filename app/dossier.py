@@ -310,10 +310,9 @@ def _timeline_key(entry: Record) -> tuple[date, int, int, str]:
 
 @lru_cache(maxsize=4096)
 def _date_order(text: str) -> tuple[date, int]:
-    """A date's place in the timeline: its first day, then the coarser first. Parsed once:
-    a timeline repeats few dates (a trade figure's is its year) over many entries."""
-    when = PartialDate.parse(text)
-    return when.start, -when.end.toordinal()
+    """:meth:`PartialDate.sort_key` of a date's text, parsed once: a timeline repeats few
+    dates (a trade figure's is its year) over many entries."""
+    return PartialDate.parse(text).sort_key()
 
 
 TIMELINE_ORDER = (
