@@ -383,8 +383,19 @@ def test_many_facts_dossier(seeded_url: str) -> None:
     # A treaty with a third party is still the pair's; routes through both are listed.
     assert "many-treaty-0" in {t["id"] for t in dossier["treaties"]}
     assert {"many-route-0", "many-route-1"} <= {r["id"] for r in dossier["routes"]}
-    signed = [t["signed"] for t in dossier["treaties"]]
-    assert signed == sorted(signed)
+
+    # Each section in its order (ids break ties).
+    def in_order(section: str, *fields: str) -> None:
+        keys = [(*(item[f] for f in fields), item["id"]) for item in dossier[section]]
+        assert keys == sorted(keys), section
+
+    in_order("treaties", "signed")
+    in_order("visits", "date")
+    in_order("trade", "year", "flow")
+    in_order("figures", "metric")
+    in_order("shared_organizations", "name")
+    in_order("routes", "name")
+    assert len(dossier["trade"]) >= 30 and len(dossier["visits"]) >= 30
 
 
 def one_source_per_place() -> dict[str, Any]:
@@ -512,6 +523,9 @@ MIXED = {
          "parties": ["KZ", "AZ"], "sources": [{"source": SRC, "quote": f"Signed {signed}."}]}
         for x, signed in [("a", "2005-03-01"), ("b", "2005-01-01"), ("c", "2005-01"),
                           ("d", "2005")]
+    ] + [
+        {"id": "treaty-0", "title": "Treaty undated", "parties": ["KZ", "AZ"],
+         "sources": [{"source": SRC, "quote": "Signed once."}]}
     ],
     "visits": [
         {"id": "visit-a", "date": "2005-01-01", "guest": "AZ", "host": "KZ",
@@ -551,6 +565,16 @@ def mixed(fresh_url: str) -> Iterator[TestClient]:
     load_into(fresh_url, MIXED)
     with make_client(fresh_url) as test_client:
         yield test_client
+
+
+def test_dossier_sections_keep_their_order(mixed: TestClient) -> None:
+    # Treaties by the start of their date, then id, the undated last on both engines (as
+    # the lists sort them); trade by year, flow and id.
+    dossier = ok(mixed.get("/v1/relations/KZ/AZ"))
+    treaty_ids = [t["id"] for t in dossier["treaties"]]
+    assert treaty_ids == ["treaty-b", "treaty-c", "treaty-d", "treaty-a", "treaty-0"]
+    listed = ok(mixed.get("/v1/treaties", params={"sort": "signed", "country": "KZ"}))
+    assert [t["id"] for t in listed["items"]][-1] == "treaty-0"
 
 
 def test_timeline_orders_mixed_precisions(mixed: TestClient) -> None:
