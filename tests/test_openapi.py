@@ -10,6 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 import schemathesis
+from conftest import SEED, load_into
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis.stateful import run_state_machine_as_test
@@ -353,9 +354,12 @@ def test_stateful_writes_follow_their_links(seeded_url: str, write_key: dict[str
                 self.created.append(response.headers["location"][0])
 
         def teardown(self) -> None:
-            # Each run starts from the seed, as Hypothesis needs to replay a run the same way.
+            # Each run starts from the seed, as Hypothesis needs to replay a run the same way:
+            # what it made goes, and what it changed or deleted of the seed (following links
+            # from answers that list seed facts) comes back.
             for location in reversed(self.created):
                 client.delete(location, headers=write_key)
+            load_into(seeded_url, SEED)
 
         def get_call_kwargs(self, case: Any) -> dict[str, Any]:
             return {"headers": write_key}
