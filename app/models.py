@@ -95,6 +95,9 @@ class Citation(SQLModel, table=True):
     __tablename__ = "citation"
     __table_args__ = (
         UniqueConstraint("fact_type", "fact_id", "position"),  # also finds a fact's citations
+        # A source's facts, a page at a time and in their order (also what a source's
+        # foreign key needs to find them).
+        Index("ix_citation_source_fact", "source_id", "fact_type", "fact_id", "position"),
         CheckConstraint(
             "fact_type IN (" + ", ".join(f"'{t}'" for t in FACT_TYPES) + ")", name="fact_type"
         ),
@@ -106,9 +109,7 @@ class Citation(SQLModel, table=True):
     fact_id: str = Field(max_length=120)
     position: int = 0
     source_id: str = Field(
-        sa_column=Column(
-            String(120), ForeignKey("source.id", ondelete="RESTRICT"), nullable=False, index=True
-        )
+        sa_column=Column(String(120), ForeignKey("source.id", ondelete="RESTRICT"), nullable=False)
     )
     quote: str = Field(sa_type=Text)
 

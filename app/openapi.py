@@ -46,6 +46,7 @@ EXAMPLE_REQUESTS: dict[str, str] = {
     "get_person": "/v1/people/yevgeny-bolgert",
     "list_sources": "/v1/sources",
     "get_source": "/v1/sources/azernews-2022-08-24-tokayev-baku",
+    "list_source_facts": "/v1/sources/azernews-2022-08-24-tokayev-baku/facts?limit=2",
     "list_memberships": "/v1/memberships?country=KZ&limit=2",
     "get_membership": "/v1/memberships/kz-un",
     "list_figures": "/v1/figures?country=KZ&partner=AZ",

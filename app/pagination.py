@@ -50,6 +50,7 @@ from app.problems import InvalidInput
 T = TypeVar("T")
 MAX_LIMIT = 500
 MAX_OFFSET = 10_000_000
+MAX_CURSOR = 600
 CSV_MEDIA_TYPE = "text/csv; charset=utf-8"
 JSON_MEDIA_TYPE = "application/json"
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -81,15 +82,20 @@ CURSOR_DESCRIPTION = (
 )
 
 
+Limit = Annotated[int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")]
+Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")]
+Format = Annotated[
+    Literal["json", "csv"] | None,
+    Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
+]
+Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR, description=CURSOR_DESCRIPTION)]
+
+
 def sorted_page(fields: Iterable[str], default: str, *, keyset: bool = False) -> Any:
     """Page parameters whose ``sort`` accepts exactly ``fields`` (documented in OpenAPI);
     with ``keyset``, also the ``cursor`` that ``next`` links carry."""
     names = sorted(fields)
     choice = "|".join(re.escape(n) for n in names)
-    Limit = Annotated[
-        int, Query(ge=1, le=MAX_LIMIT, description=f"Items per page, 1 to {MAX_LIMIT}.")
-    ]
-    Offset = Annotated[int, Query(ge=0, le=MAX_OFFSET, description="How many items to skip.")]
     Sort = Annotated[
         str | None,
         Query(
@@ -99,11 +105,6 @@ def sorted_page(fields: Iterable[str], default: str, *, keyset: bool = False) ->
             f"broken by `id`. Fields: {', '.join(names)}. Default: `{default}`.",
         ),
     ]
-    Format = Annotated[
-        Literal["json", "csv"] | None,
-        Query(description="`csv` answers text/csv (as does `Accept: text/csv`)."),
-    ]
-    Cursor = Annotated[str | None, Query(max_length=MAX_CURSOR, description=CURSOR_DESCRIPTION)]
 
     # One dependency either way: FastAPI's resolution of each costs every request.
     async def offset_page(
@@ -121,6 +122,16 @@ def sorted_page(fields: Iterable[str], default: str, *, keyset: bool = False) ->
         return PageParams(limit=limit, offset=offset, sort=sort, format=format, cursor=cursor)
 
     return Depends(keyset_page if keyset else offset_page)
+
+
+async def _fixed_order_page(
+    limit: Limit = 50, offset: Offset = 0, format: Format = None, cursor: Cursor = None
+) -> PageParams:
+    return PageParams(limit=limit, offset=offset, sort=None, format=format, cursor=cursor)
+
+
+FixedOrderPage = Annotated[PageParams, Depends(_fixed_order_page)]
+"""Page parameters of a list in one order, which ``next`` links page through by cursor."""
 
 
 @dataclass(frozen=True)
@@ -454,9 +465,6 @@ def _total(connection: Connection, main: Table, where: Where, count: Select[Any]
     if main.name not in kept or kept[main.name][0] != version:
         kept[main.name] = (version, int(fetch(connection, count)[0].total))
     return kept[main.name][1]
-
-
-MAX_CURSOR = 600
 
 
 class InvalidCursor(InvalidInput):

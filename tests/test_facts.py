@@ -853,3 +853,67 @@ def test_text_filters_ignore_case_beyond_ascii(fresh_url: str) -> None:
         assert ids(client, "/v1/organizations", q="ÖSTERREICH") == ["oes"]
         assert ids(client, "/v1/people", q="émine ğ") == ["emine"]
         assert ids(client, "/v1/treaties", q="договор x") == []
+
+
+BIG, IDLE = "big-source", "idle-source"
+PARTNERS = ["AZ", "RU", "CN", "TR", "GE", "UZ", "KG", "TJ", "TM", "MN"]
+
+
+def big_source(n: int) -> dict[str, Any]:
+    """A source cited by ``n`` trade figures, every 50th twice, and one cited by none."""
+
+    def cites(i: int) -> list[dict[str, str]]:
+        again = [{"source": BIG, "quote": f"Row {i}, again."}] if i % 50 == 0 else []
+        return [{"source": BIG, "quote": f"Row {i}."}, *again]
+
+    return {
+        "sources": [{"id": BIG, "title": "Big"}, {"id": IDLE, "title": "Cites nothing"}],
+        "trade": [
+            {"id": f"big-{i:03}", "reporter": "KZ", "partner": PARTNERS[i % 10],
+             "year": 1980 + i // 10, "flow": "export", "value": i, "currency": "USD",
+             "sources": cites(i)}
+            for i in range(n)
+        ],
+    }  # fmt: skip
+
+
+def test_a_source_lists_its_first_facts_and_pages_through_all(fresh_url: str) -> None:
+    data = big_source(230)
+    load_into(fresh_url, data)
+    # By type, then id, then the fact's order of citations.
+    expected = [
+        {"type": "trade", "id": fact["id"], "quote": c["quote"]}
+        for fact in data["trade"]
+        for c in fact["sources"]
+    ]
+    assert len(expected) == 235
+    with make_client(fresh_url) as client:
+        source = ok(client.get(f"/v1/sources/{BIG}"))
+        assert source["fact_count"] == 235
+        assert source["facts"] == expected[:100]
+        listed = {s["id"]: s for s in ok(client.get("/v1/sources"))["items"]}
+        assert listed[BIG] == source
+        assert listed[IDLE]["facts"] == [] and listed[IDLE]["fact_count"] == 0
+
+        walked, url, pages = [], f"/v1/sources/{BIG}/facts?limit=40", 0
+        while url:
+            page = ok(client.get(url))
+            assert page["total"] == 235
+            walked += page["items"]
+            url, pages = page["next"], pages + 1
+        assert walked == expected and pages == 6
+
+        deep = ok(client.get(f"/v1/sources/{BIG}/facts", params={"offset": 200, "limit": 10}))
+        assert deep["items"] == expected[200:210]
+        empty = ok(client.get(f"/v1/sources/{IDLE}/facts"))
+        assert (empty["items"], empty["total"], empty["next"]) == ([], 0, None)
+
+        answer = client.get(f"/v1/sources/{BIG}/facts", params={"limit": 2, "format": "csv"})
+        assert answer.status_code == 200
+        rows = list(csv.DictReader(io.StringIO(answer.text)))
+        assert rows == [{k: str(v) for k, v in item.items()} for item in expected[:2]]
+
+        assert "no source" in problem(client.get("/v1/sources/nowhere/facts"), 404)["detail"]
+        bad = problem(client.get(f"/v1/sources/{BIG}/facts", params={"cursor": "x"}), 422)
+        assert bad["errors"][0]["param"] == "cursor"
+        assert problem(client.get(f"/v1/sources/{BIG}/facts?limit=501"), 422)
