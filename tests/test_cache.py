@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import SEED, make_client, ok
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
+
+from app.cache import SQLiteRevision
 
 
 class Statements:
@@ -32,7 +36,8 @@ def test_a_repeat_touches_no_database(seeded_url: str) -> None:
     with make_client(seeded_url, cache_enabled=True) as client:
         app: Any = client.app
         first = ok(client.get("/v1/relations/KZ/AZ"))
-        reads = app.state.revision.source.reads
+        source = app.state.revision.source
+        reads, checks = source.reads, getattr(source, "checks", 0)
         statements = Statements(app.state.engine)
         try:
             for _ in range(5):
@@ -40,7 +45,8 @@ def test_a_repeat_touches_no_database(seeded_url: str) -> None:
         finally:
             statements.close()
         assert statements.count == 0  # no SQL through the app's engine
-        assert app.state.revision.source.reads == reads  # nor a read of the revision row
+        assert source.reads == reads  # nor a read of the revision row
+        assert getattr(source, "checks", 0) == checks  # nor, on SQLite, of data_version
 
 
 def test_revalidation_and_representations(seeded_url: str) -> None:
@@ -123,3 +129,38 @@ def test_the_cache_can_be_switched_off(seeded_url: str) -> None:
             statements.close()
         assert statements.count > 0
         assert app.state.revision.source is None
+
+
+def _revision_table(path: Path, journal_mode: str) -> sqlite3.Connection:
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute(f"PRAGMA journal_mode={journal_mode}")
+    writer.execute("CREATE TABLE dataset_state (revision INTEGER NOT NULL)")
+    writer.execute("INSERT INTO dataset_state VALUES (1)")
+    return writer
+
+
+@pytest.mark.parametrize("journal_mode", ["wal", "delete"])
+def test_the_sqlite_revision_sees_every_commit_and_asks_only_after_one(
+    tmp_path: Path, journal_mode: str
+) -> None:
+    """Commits from another connection are seen by the very next call; between commits,
+    in WAL mode, no call asks ``data_version`` (the WAL-index header tells); without a WAL
+    index each call asks it, as before."""
+    path = tmp_path / "revision.db"
+    writer = _revision_table(path, journal_mode)
+    source = SQLiteRevision(str(path))
+    try:
+        assert source.current() == 1
+        for revision in range(2, 200):
+            checks = source.checks
+            for _ in range(3):
+                assert source.current() == revision - 1
+            if journal_mode == "wal":
+                assert source.checks == checks  # nothing committed: nothing asked
+            else:
+                assert source.checks == checks + 3 and source.shm is None
+            writer.execute("UPDATE dataset_state SET revision = ?", (revision,))
+            assert source.current() == revision
+    finally:
+        source.close()
+        writer.close()
