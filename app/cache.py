@@ -60,8 +60,8 @@ class SQLiteRevision:
     The header (https://www.sqlite.org/walformat.html) is written, both of its copies, by
     every commit (its change counter, last frame and salts move) into the ``-shm`` file,
     which this class maps read-only: comparing it costs no system call. ``data_version``
-    opens a read transaction, whose two ``fcntl`` lock calls cost a cached answer a third of
-    its time in the server. Where the header cannot tell (no ``-shm`` yet; copies that
+    opens a read transaction, whose two ``fcntl`` lock calls cost a cached answer about a
+    quarter of its time in the server. Where the header cannot tell (no ``-shm`` yet; copies that
     differ while a writer updates them; its own change) and at least every
     ``SQLITE_RECHECK`` seconds, ``data_version`` decides. The map is made only after this
     connection has opened the WAL index, so SQLite never truncates the file under it.

@@ -85,6 +85,9 @@ FACT_COLUMNS = (
     CITATION.c.fact_id.label("id"),
     CITATION.c.quote,
 )
+FACTS_BY_ID = select(CITATION.c.id.label("citation"), *FACT_COLUMNS).where(
+    CITATION.c.id.in_(bindparam("ids", expanding=True))
+)
 FIRST_FACTS_OF = (
     select(*FACT_COLUMNS).where(OF_SOURCE).order_by(*order_clauses(FACT_ORDER)).limit(FIRST_FACTS)
 )
@@ -186,9 +189,7 @@ async def list_source_facts(
         if not read_collection(connection, "sources", [id]):
             return None
         ids, total, next_cursor = select_page(connection, CITATION, where, FACT_ORDER, page)
-        rows = connection.execute(
-            select(CITATION.c.id.label("citation"), *FACT_COLUMNS).where(CITATION.c.id.in_(ids))
-        )
+        rows = connection.execute(FACTS_BY_ID, {"ids": ids})
         by_id = {row.citation: {"type": row.type, "id": row.id, "quote": row.quote} for row in rows}
         return [by_id[i] for i in ids], total, next_cursor
 
