@@ -138,6 +138,10 @@ class PostgresRevision:
 
     def __init__(self, conninfo: str) -> None:
         self.conninfo = conninfo
+        # Rechecks and refreshes run on the event loop: on a connection kept open, a query
+        # costs about 0.07 ms where connecting each time cost 2 ms (and a server process).
+        self.reader: psycopg.Connection[Any] | None = None
+        self.reader_lock = threading.Lock()
         self.revision = self._read()
         self.checked = time.monotonic()
         self.reads = 1
@@ -146,9 +150,20 @@ class PostgresRevision:
         self.thread.start()
 
     def _read(self) -> int:
-        with psycopg.connect(self.conninfo, autocommit=True) as connection:
-            row = connection.execute(REVISION_SQL).fetchone()
+        with self.reader_lock:
+            try:
+                if self.reader is None:
+                    self.reader = psycopg.connect(self.conninfo, autocommit=True)
+                row = self.reader.execute(REVISION_SQL).fetchone()
+            except psycopg.Error:
+                self._close_reader()  # the next read connects again
+                raise
             return int(row[0]) if row else 0
+
+    def _close_reader(self) -> None:
+        if self.reader is not None:
+            self.reader.close()
+            self.reader = None
 
     def _listen(self) -> None:
         while not self.stopped.is_set():
@@ -177,6 +192,8 @@ class PostgresRevision:
 
     def close(self) -> None:
         self.stopped.set()
+        with self.reader_lock:
+            self._close_reader()
 
 
 def revision_source(engine: Engine) -> RevisionSource:

@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 from conftest import SEED, make_client, ok
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, event, text
 
-from app.cache import SQLiteRevision
+from app.cache import PostgresRevision, SQLiteRevision, revision_source
+from app.db import create_db_engine
 
 
 class Statements:
@@ -164,3 +165,29 @@ def test_the_sqlite_revision_sees_every_commit_and_asks_only_after_one(
     finally:
         source.close()
         writer.close()
+
+
+def test_the_postgresql_revision_reads_on_one_connection(seeded_url: str) -> None:
+    """Rechecks and refreshes (on the event loop) reuse one connection instead of opening
+    one each time, see a committed revision at once, and connect again after losing it."""
+    if not seeded_url.startswith("postgresql"):
+        pytest.skip("the listener and its reader are PostgreSQL's")
+    engine = create_db_engine(seeded_url)
+    source = revision_source(engine)
+    assert isinstance(source, PostgresRevision)
+    try:
+        first = source.current()
+        reader = source.reader
+        assert reader is not None
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE dataset_state SET revision = revision + 1"))
+        source.refresh()
+        assert source.current() == first + 1 and source.reader is reader
+        reader.close()  # as a server restart would
+        source.refresh()  # the error is swallowed; the next read connects again
+        source.refresh()
+        assert source.current() == first + 1
+        assert source.reader is not None and source.reader is not reader
+    finally:
+        source.close()
+        engine.dispose()
