@@ -68,7 +68,7 @@ class SourcePublic(BaseModel):
     )
     fact_count: int = Field(
         description="How many facts the source supports, counted as `facts` lists them.",
-        examples=[61],
+        examples=[31],
     )
 
 
