@@ -15,7 +15,7 @@ from conftest import SEED, make_client, ok
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
-from app.cache import PostgresRevision, SQLiteRevision, revision_source
+from app.cache import SQLITE_RECHECK, PostgresRevision, SQLiteRevision, revision_source
 from app.db import create_db_engine
 
 
@@ -162,6 +162,10 @@ def test_the_sqlite_revision_sees_every_commit_and_asks_only_after_one(
                 assert source.checks == checks + 3 and source.shm is None
             writer.execute("UPDATE dataset_state SET revision = ?", (revision,))
             assert source.current() == revision
+        checks = source.checks
+        source.checked -= SQLITE_RECHECK  # a second on: asked whatever the header says
+        source.current()
+        assert source.checks == checks + 1
     finally:
         source.close()
         writer.close()
