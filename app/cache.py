@@ -154,11 +154,10 @@ class PostgresRevision:
             try:
                 if self.reader is None:
                     self.reader = psycopg.connect(self.conninfo, autocommit=True)
-                row = self.reader.execute(REVISION_SQL).fetchone()
+                return _revision(self.reader)
             except psycopg.Error:
                 self._close_reader()  # the next read connects again
                 raise
-            return int(row[0]) if row else 0
 
     def _close_reader(self) -> None:
         if self.reader is not None:
@@ -170,7 +169,9 @@ class PostgresRevision:
             try:
                 with psycopg.connect(self.conninfo, autocommit=True) as connection:
                     connection.execute(f"LISTEN {CHANNEL}")
-                    self.revision = self._read()  # whatever changed while not listening
+                    # Whatever changed while not listening, read on this connection: the
+                    # reader is the event loop's, and closed by close() while this may run.
+                    self.revision = _revision(connection)
                     while not self.stopped.is_set():
                         for notice in connection.notifies(timeout=0.5):
                             self.revision = max(self.revision, int(notice.payload or 0))
@@ -194,6 +195,11 @@ class PostgresRevision:
         self.stopped.set()
         with self.reader_lock:
             self._close_reader()
+
+
+def _revision(connection: psycopg.Connection[Any]) -> int:
+    row = connection.execute(REVISION_SQL).fetchone()
+    return int(row[0]) if row else 0
 
 
 def revision_source(engine: Engine) -> RevisionSource:
@@ -247,7 +253,7 @@ class RevisionWatch:
             self.dirty = False
             return self.source.current()
         except Exception:  # no database yet, or not migrated: do not cache at all
-            self.source = None
+            self.close()
             return None
 
     def close(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import sqlite3
 import subprocess
@@ -195,3 +196,28 @@ def test_the_postgresql_revision_reads_on_one_connection(seeded_url: str) -> Non
     finally:
         source.close()
         engine.dispose()
+
+
+def test_a_closed_postgresql_revision_leaves_no_connection_open(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Closing while the listener is still connecting must not leave a connection behind:
+    the listener once read through the shared reader, and opened it again after close()."""
+    if not seeded_url.startswith("postgresql"):
+        pytest.skip("the listener and its reader are PostgreSQL's")
+    engine = create_db_engine(seeded_url)
+    source = revision_source(engine)
+    assert isinstance(source, PostgresRevision)
+    conninfo = source.conninfo
+    source.close()
+    engine.dispose()
+    left_open: list[BaseException | None] = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda u: left_open.append(u.exc_value))
+    for attempt in range(12):
+        source = PostgresRevision(conninfo)
+        time.sleep(0.001 * (attempt % 7))  # close at every stage of the listener's start
+        source.close()
+        source.thread.join(5)
+        del source
+        gc.collect()
+    assert left_open == []
