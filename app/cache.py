@@ -6,9 +6,9 @@ were made at. A request whose entry carries the current revision is answered fro
 ``304`` included, without routing, validation or SQL.
 
 Knowing the current revision must itself be cheap and exact across processes:
-- SQLite: the WAL-index header (the start of the ``-shm`` file every connection maps)
-  changes on every commit; only then is ``PRAGMA data_version`` asked on a connection of
-  the cache's own, and only when that changed is the revision row read again.
+- SQLite: ``PRAGMA data_version`` on a connection of the cache's own changes whenever
+  another connection (in any process) commits; only then is the revision row read again.
+  One answer serves the requests already queued on the event loop when it was asked.
 - PostgreSQL: a trigger (migration ``notify_revision``) sends ``NOTIFY dyad_revision``
   when the revision row changes; a listener thread keeps the revision current.
   Notifications arrive after commit, typically well under a millisecond later; a worker
@@ -18,8 +18,7 @@ Knowing the current revision must itself be cheap and exact across processes:
 
 from __future__ import annotations
 
-import mmap
-import os
+import asyncio
 import sqlite3
 import threading
 import time
@@ -49,52 +48,36 @@ class RevisionSource(Protocol):
     def close(self) -> None: ...
 
 
-WAL_HEADER = 48  # bytes of one copy of the WAL-index header; the -shm file starts with two
-SQLITE_RECHECK = 1.0  # seconds: data_version is asked at least this often whatever the header
-
-
 class SQLiteRevision:
-    """The revision, re-read only when ``PRAGMA data_version`` says someone committed, and
-    that asked only when the WAL-index header says so.
+    """The revision, re-read only when ``PRAGMA data_version`` says someone committed.
 
-    The header (https://www.sqlite.org/walformat.html) is written, both of its copies, by
-    every commit (its change counter, last frame and salts move) into the ``-shm`` file,
-    which this class maps read-only: comparing it costs no system call. ``data_version``
-    opens a read transaction, whose two ``fcntl`` lock calls cost a cached answer about a
-    quarter of its time in the server. Where the header cannot tell (no ``-shm`` yet; copies that
-    differ while a writer updates them; its own change) and at least every
-    ``SQLITE_RECHECK`` seconds, ``data_version`` decides. The map is made only after this
-    connection has opened the WAL index, so SQLite never truncates the file under it.
+    Asking opens a read transaction, whose lock costs two ``fcntl`` calls: a quarter of a
+    cached answer's time in the server. So one answer is shared by the requests already
+    queued on the event loop when it was asked. Each of them arrived before it was asked,
+    so it has seen every commit it must see. A callback queued right after the question
+    drops the answer: it runs before any request that arrives later, and that request asks
+    again. (The WAL-index header in the ``-shm`` file would tell without a lock, but reading
+    it takes a descriptor of that file, and closing one drops every POSIX lock this process
+    holds on it, SQLite's own included.)
     """
 
     def __init__(self, path: str) -> None:
-        self.path = path
         self.connection = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
         self.lock = threading.Lock()
         self.version = -1
         self.revision = 0
         self.reads = 0  # how often the revision row was read: the hot path must not
-        self.checks = 0  # how often data_version was asked: nor this, while nothing changes
-        self.shm: mmap.mmap | None = None
-        try:
-            self._check()  # opens the WAL index (if there is one) before it is mapped
-        except Exception:
-            self.connection.close()
-            raise
-        self.shm = _map_wal_index(path)
-        self.header = self._header()  # the WAL-index header as of the last check
-        self.checked = time.monotonic()
-        self._check()
+        self.checks = 0  # how often data_version was asked: once per turn of the loop at most
+        self.held: asyncio.AbstractEventLoop | None = None  # whose queued requests share it
 
     def current(self) -> int:
+        loop = _running_loop()
         with self.lock:
-            header = self._header()
-            now = time.monotonic()
-            if header is None or header != self.header or now - self.checked > SQLITE_RECHECK:
-                self._check()  # the header was read before it: a commit between is seen next
-                if self.shm is None:
-                    self.shm = _map_wal_index(self.path)
-                self.header, self.checked = header, now
+            if loop is None or self.held is not loop:
+                self._check()
+                if loop is not None:
+                    self.held = loop
+                    loop.call_soon(self._release)
             return int(self.revision)
 
     def _check(self) -> None:
@@ -105,31 +88,21 @@ class SQLiteRevision:
             self.revision = self.connection.execute(REVISION_SQL).fetchone()[0]
             self.reads += 1
 
-    def _header(self) -> bytes | None:
-        if self.shm is None:
-            return None
-        first, second = self.shm[:WAL_HEADER], self.shm[WAL_HEADER : 2 * WAL_HEADER]
-        return first if first == second else None
+    def _release(self) -> None:
+        self.held = None
 
     def refresh(self) -> None:
-        """Nothing to do: the header and ``data_version`` already see every commit."""
+        """A write answered by this process: ask again at the next request."""
+        self._release()
 
     def close(self) -> None:
-        if self.shm is not None:
-            self.shm.close()
-            self.shm = None
         self.connection.close()
 
 
-def _map_wal_index(path: str) -> mmap.mmap | None:
-    """The start of the database's WAL index, mapped read-only, or None without one (not in
-    WAL mode, an in-memory database)."""
+def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
-        with open(f"{path}-shm", "rb") as file:
-            if os.fstat(file.fileno()).st_size < 2 * WAL_HEADER:
-                return None
-            return mmap.mmap(file.fileno(), 2 * WAL_HEADER, access=mmap.ACCESS_READ)
-    except (OSError, ValueError):
+        return asyncio.get_running_loop()
+    except RuntimeError:
         return None
 
 
