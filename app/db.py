@@ -63,6 +63,7 @@ _DEADLINE = "dyad_deadline"  # in the connection's info: when its statement must
 _PROGRESS = "dyad_progress"  # in the connection's info: its progress handler
 _UNHOOKED = "dyad_unhooked"  # in the connection's info: a write took the handler off
 NUL, NONCHARACTER = "\x00", "\uffff"
+_GENERIC_PLANS = "dyad_generic_plans"  # connection.info: see generic_plans()
 T = TypeVar("T")
 SQLITE_MAX_PARAMETERS = 32_766  # SQLITE_MAX_VARIABLE_NUMBER since SQLite 3.32
 
@@ -293,22 +294,77 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared:
     return _Prepared(compiled.string, order, partial(tuple.__new__, row), constants)
 
 
+Query = tuple[Select[Any], dict[str, Any]]
+"""A read statement built once, and the values of its parameters."""
+
+
 def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list[Any]:
-    """The rows of a read statement built once, run on the driver's own cursor.
+    """The rows of a read statement built once, run on the driver's own cursor (see
+    :func:`fetch_all`)."""
+    return fetch_all(connection, [(statement, params)])[0]
+
+
+def fetch_all(connection: Connection, queries: Sequence[Query]) -> list[list[Any]]:
+    """The rows of each of several read statements that do not depend on one another.
 
     SQLAlchemy's work per execution (parameters, result wrapping) costs several times what
-    SQLite takes to run an indexed query, and an answer may run a dozen of them. The
-    statement is compiled once per dialect; list parameters (see :func:`any_of`) are sent as
-    one JSON array to both engines. The transaction begins as for any read (one
-    snapshot for all the statements of an answer), and the engine's
+    SQLite takes to run an indexed query, and an answer may run a dozen of them. Each
+    statement is compiled once per dialect; list parameters (see :func:`any_of`) are sent
+    as one JSON array to both engines. On PostgreSQL the statements go out together in
+    psycopg's pipeline mode, one round trip for all of them (a dossier's were most of its
+    time, each waiting for the answer to the one before). The transaction begins as for
+    any read (one snapshot for all the statements of an answer), and the engine's
     ``before_cursor_execute`` listeners still see each statement: they arm the SQLite
     deadline, and tests count statements with them. A NUL is swapped out of PostgreSQL
     parameters here, as :func:`_no_nul_in_reads` does for SQLAlchemy's own executions.
     Rows are named tuples of the driver's values (SQLite booleans are 0 and 1).
     """
-    prepared = _prepare(statement, connection.dialect)
+    if not queries:
+        return []
     if not connection.in_transaction():
         connection.begin()
+    bound = [_bind(connection, statement, params) for statement, params in queries]
+    driver = _driver(connection)
+    dbapi_error = connection.dialect.loaded_dbapi.Error
+    results: list[list[Any]] = []
+    try:
+        generic = connection.info.pop(_GENERIC_PLANS, False)
+        if connection.dialect.name == "sqlite" or (len(bound) == 1 and not generic):
+            for prepared, values in bound:
+                _announce(connection, prepared.sql, values)
+                results.append(driver.execute(prepared.sql, values).fetchall())
+        else:
+            with driver.pipeline():
+                if generic:
+                    driver.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+                cursors = []
+                for prepared, values in bound:
+                    _announce(connection, prepared.sql, values)
+                    cursors.append(driver.execute(prepared.sql, values))
+                results = [cursor.fetchall() for cursor in cursors]
+    except dbapi_error as error:
+        # As SQLAlchemy's own execution would: a lost connection is not given back to the
+        # pool, and the error is SQLAlchemy's (a timeout is a 503 problem, see app.problems).
+        if connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None):
+            connection.invalidate(error)
+        raise DBAPIError.instance(
+            "; ".join(prepared.sql for prepared, _ in bound),
+            None,
+            error,
+            dbapi_error,
+            hide_parameters=True,
+            dialect=connection.dialect,
+        ) from error
+    return [
+        list(map(prepared.make_row, rows))
+        for (prepared, _), rows in zip(bound, results, strict=True)
+    ]
+
+
+def _bind(connection: Connection, statement: Select[Any], params: dict[str, Any]) -> Any:
+    """A statement compiled for the connection's dialect, and its values as the driver
+    takes them."""
+    prepared = _prepare(statement, connection.dialect)
     values: Any = {**prepared.constants, **params} if prepared.constants else params
     if connection.dialect.name == "sqlite":
         values = {k: _sqlite_value(v) for k, v in values.items()}
@@ -317,24 +373,11 @@ def fetch(connection: Connection, statement: Select[Any], **params: Any) -> list
         values = {k: _postgresql_value(v, read) for k, v in values.items()}
     if prepared.order is not None:
         values = tuple(values[name] for name in prepared.order)
-    connection.dispatch.before_cursor_execute(connection, None, prepared.sql, values, None, False)
-    dbapi_error = connection.dialect.loaded_dbapi.Error
-    try:
-        rows = _driver(connection).execute(prepared.sql, values).fetchall()
-    except dbapi_error as error:
-        # As SQLAlchemy's own execution would: a lost connection is not given back to the
-        # pool, and the error is SQLAlchemy's (a timeout is a 503 problem, see app.problems).
-        if connection.dialect.is_disconnect(error, connection.connection.dbapi_connection, None):
-            connection.invalidate(error)
-        raise DBAPIError.instance(
-            prepared.sql,
-            values,
-            error,
-            dbapi_error,
-            hide_parameters=True,
-            dialect=connection.dialect,
-        ) from error
-    return list(map(prepared.make_row, rows))
+    return prepared, values
+
+
+def _announce(connection: Connection, sql: str, values: Any) -> None:
+    connection.dispatch.before_cursor_execute(connection, None, sql, values, None, False)
 
 
 def _sqlite_value(value: Any) -> Any:
@@ -391,7 +434,10 @@ def read_connection(engine: Engine) -> Iterator[Connection]:
             connection.execution_options(
                 isolation_level="REPEATABLE READ", postgresql_readonly=True
             )
-        yield connection
+        try:
+            yield connection
+        finally:
+            connection.info.pop(_GENERIC_PLANS, None)
         if connection.in_transaction():
             connection.commit()
 
@@ -402,10 +448,11 @@ def generic_plans(connection: Connection) -> None:
     By default PostgreSQL plans a prepared statement again on every execution while that
     custom plan looks cheaper than the generic one, as it always does for a lookup of an
     array of ids: planning then costs the server more than running the statement. For
-    statements whose best plan does not depend on their values only.
+    statements whose best plan does not depend on their values only. The setting goes out
+    with the next batch of :func:`fetch_all`, in its round trip, before its statements.
     """
     if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_generic_plan")
+        connection.info[_GENERIC_PLANS] = True
 
 
 async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:

@@ -1,7 +1,8 @@
 """The pair dossier and timeline: everything that ties two countries, in one answer.
 
-The dossier is assembled read-only with a fixed number of queries (one for the ids of
-every section, then each section's records in bulk), whatever the number of facts. It is
+The dossier is assembled read-only with a fixed number of queries in three rounds (the
+ids of every section; each section's records in bulk; the sources cited), whatever the
+number of facts; the queries of a round go to the database together. It is
 symmetric: the pair is put in canonical order before any query, so ``KZ/AZ`` and ``AZ/KZ``
 hold the same facts; only ``countries`` keeps the order that was asked.
 """
@@ -31,7 +32,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import CountryPublic, country_index, engine_of, resolve
-from app.db import fetch, generic_plans, reading
+from app.db import generic_plans, reading
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
 from app.facts.schemas import Citation, Fact
@@ -49,7 +50,7 @@ from app.pagination import (
     sorted_page,
 )
 from app.problems import InvalidInput, problem_responses
-from app.readers import read_collection
+from app.readers import Reading, collection_reading, run, together
 from app.values import PartialDate
 
 Record = dict[str, Any]
@@ -196,21 +197,36 @@ section, as it was first written, took most of this statement's time on SQLite).
 
 def build_dossier(connection: Connection, a: str, b: str) -> Record:
     """The dossier of a pair, with a number of queries that does not depend on the data."""
+    generic_plans(connection)  # lookups by the pair and by ids: the plan never changes
+    return run(connection, _dossier(connection, a, b))
+
+
+def _dossier(connection: Connection, a: str, b: str) -> Reading[Record]:
+    """In three rounds of queries (which PostgreSQL answers in three round trips): the
+    ids of every section; every section's records; the sources they cite and the names of
+    the people in the visits."""
     x, y = sorted((a, b))
     index = country_index(connection.engine)
-    generic_plans(connection)  # lookups by the pair and by ids: the plan never changes
     ids: dict[str, list[str]] = {section: [] for section in SECTIONS}
-    for row in fetch(connection, SECTION_IDS, x=x, y=y):
+    (rows,) = yield [(SECTION_IDS, {"x": x, "y": y})]
+    for row in rows:
         ids[row.section].append(row.id)
 
-    def read(section: str) -> list[Record]:
-        return read_collection(connection, section, ids[section])
+    def read(section: str) -> Reading[list[Record]]:
+        return collection_reading(connection, section, ids[section])
 
-    relations = read("relations")
-    figures = read("figures")
+    sections = yield from together(
+        read("relations"),
+        read("figures"),
+        organizations.presented(connection, ids["organizations"]),
+        read("treaties"),
+        read("visits"),
+        read("trade"),
+        routes.presented(connection, ids["routes"]),
+    )
+    relations, figures, shared, treaty_list, visit_list, trade_list, route_list = sections
     for figure in figures:
         del figure["countries"], figure["route"]
-    shared = organizations.present(connection, read("organizations"))
     for org in shared:
         org["members"] = [ms for ms in org["members"] if ms["country"]["iso2"] in (x, y)]
     dossier: Record = {
@@ -218,14 +234,18 @@ def build_dossier(connection: Connection, a: str, b: str) -> Record:
         "diplomatic_relations": [
             {k: v for k, v in r.items() if k != "countries"} for r in relations
         ],
-        "treaties": treaties.present(connection, read("treaties")),
-        "visits": visits.present(connection, read("visits")),
-        "trade": trade.present(connection, read("trade")),
+        "treaties": treaties.present(connection, treaty_list),
+        "visits": visit_list,
+        "trade": trade.present(connection, trade_list),
         "figures": figures,
         "shared_organizations": shared,
-        "routes": routes.present(connection, read("routes")),
+        "routes": route_list,
     }
-    dossier["sources"] = read_collection(connection, "sources", sorted(set(_cited(dossier))))
+    cited = sorted(set(_cited(dossier)))
+    dossier["visits"], dossier["sources"] = yield from together(
+        visits.presenting(connection, visit_list),
+        collection_reading(connection, "sources", cited),
+    )
     return dossier
 
 

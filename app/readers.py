@@ -5,24 +5,65 @@ ISO alpha-2 codes, related entities by id, citations as ``{source, quote}``). Ex
 upsert comparison of imports and every HTTP read use these readers, so they cannot drift
 apart. A reader costs one query for the main rows (joined to their citations) plus one per
 kind of child row, whatever the number of entities: no query per item. Queries are built
-once and run on the driver's cursor (:func:`app.db.fetch`).
+once and run on the driver's cursor (:func:`app.db.fetch_all`).
+
+A reader is a generator (a :data:`Reading`): it yields the queries it needs, all at once,
+and is sent their rows. :func:`together` runs several readings in step, so that the queries
+of each of their rounds go to the database as one batch, which PostgreSQL answers in one
+round trip; :func:`run` runs a reading on a connection.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, and_, literal_column, select
 
 from app import models as m
-from app.db import any_of, fetch
+from app.db import Query, any_of, fetch_all
 from app.models import table
 from app.values import plain_number
 
 Record = dict[str, Any]
+T = TypeVar("T")
+Reading = Generator[list[Query], list[list[Any]], T]
+"""Yields the queries of a round, is sent their rows (in the same order), returns a value."""
+
+
+def run(connection: Connection, reading: Reading[T]) -> T:
+    """The value of a reading, its queries run on ``connection``."""
+    try:
+        queries = next(reading)
+        while True:
+            queries = reading.send(fetch_all(connection, queries))
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+
+
+def together(*readings: Reading[Any]) -> Reading[list[Any]]:
+    """Several readings in step: the queries of each round of all of them go out together.
+    Returns their values, in order."""
+    values: list[Any] = [None] * len(readings)
+    waiting: dict[int, list[Query]] = {}
+
+    def advance(index: int, rows: list[list[Any]] | None) -> None:
+        try:
+            waiting[index] = readings[index].send(rows)  # type: ignore[arg-type]
+        except StopIteration as done:
+            values[index] = done.value
+
+    for index in range(len(readings)):
+        advance(index, None)
+    while waiting:
+        batch = list(waiting.items())
+        waiting.clear()
+        rows = iter((yield [query for _, queries in batch for query in queries]))
+        for index, queries in batch:
+            advance(index, [next(rows) for _ in queries])
+    return values
 
 
 CITATION = table(m.Citation)
@@ -54,11 +95,8 @@ def _select(tbl: Table, key: str, fact_type: str | None, by_id: bool, dialect: s
     return query.where(any_of(tbl.c[key], "ids", dialect)) if by_id else query
 
 
-def _rows(
-    connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id"
-) -> list[Any]:
-    query = _select(tbl, key, None, ids is not None, connection.dialect.name)
-    return fetch(connection, query, **_ids(ids))
+def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id") -> Query:
+    return _select(tbl, key, None, ids is not None, connection.dialect.name), _ids(ids)
 
 
 def _cited(
@@ -67,11 +105,15 @@ def _cited(
     fact_type: str,
     ids: Sequence[str] | None,
     key: str = "id",
-) -> list[tuple[Any, list[Record]]]:
-    """Rows with their citations ``[{source, quote}, ...]``, in one query."""
-    query = _select(tbl, key, fact_type, ids is not None, connection.dialect.name)
+) -> Query:
+    """Rows joined to their citations: read them with :func:`_with_citations`."""
+    return _select(tbl, key, fact_type, ids is not None, connection.dialect.name), _ids(ids)
+
+
+def _with_citations(rows: list[Any]) -> list[tuple[Any, list[Record]]]:
+    """Rows with their citations ``[{source, quote}, ...]``."""
     found: list[tuple[Any, list[Record]]] = []
-    for row in fetch(connection, query, **_ids(ids)):
+    for row in rows:
         if not found or found[-1][0].id != row.id:
             found.append((row, []))
         if row.cited_source is not None:
@@ -93,7 +135,8 @@ def _in_order(records: list[Record], ids: Sequence[str] | None) -> list[Record]:
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
 
-def read_sources(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
+def read_sources(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    (rows,) = yield [_rows(connection, table(m.Source), ids)]
     return [
         {
             "id": r.id,
@@ -105,20 +148,21 @@ def read_sources(connection: Connection, ids: Sequence[str] | None) -> list[Reco
             "language": r.language,
             "notes": r.notes,
         }
-        for r in _rows(connection, table(m.Source), ids)
+        for r in rows
     ]
 
 
-def read_organizations(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    return [
-        {"id": r.id, "name": r.name, "acronym": r.acronym, "kind": r.kind}
-        for r in _rows(connection, table(m.Organization), ids)
+def read_organizations(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    (rows,) = yield [_rows(connection, table(m.Organization), ids)]
+    return [{"id": r.id, "name": r.name, "acronym": r.acronym, "kind": r.kind} for r in rows]
+
+
+def read_people(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    role_rows, people = yield [
+        _cited(connection, table(m.Role), "role", ids, key="person_id"),
+        _rows(connection, table(m.Person), ids),
     ]
-
-
-def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    cited_roles = _cited(connection, table(m.Role), "role", ids, key="person_id")
-    roles = _grouped(cited_roles, lambda role: role[0].person_id)
+    roles = _grouped(_with_citations(role_rows), lambda role: role[0].person_id)
     return [
         {
             "id": p.id,
@@ -137,13 +181,16 @@ def read_people(connection: Connection, ids: Sequence[str] | None) -> list[Recor
                 for r, cites in roles.get(p.id, [])  # by id: the query's order
             ],
         }
-        for p in _rows(connection, table(m.Person), ids)
+        for p in people
     ]
 
 
-def read_relations(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    cited_notes = _cited(connection, table(m.RelationNote), "relation_note", ids, key="relation_id")
-    notes = _grouped(cited_notes, lambda note: note[0].relation_id)
+def read_relations(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    note_rows, relation_rows = yield [
+        _cited(connection, table(m.RelationNote), "relation_note", ids, key="relation_id"),
+        _cited(connection, table(m.DiplomaticRelation), "relation", ids),
+    ]
+    notes = _grouped(_with_citations(note_rows), lambda note: note[0].relation_id)
     return [
         {
             "id": r.id,
@@ -155,13 +202,16 @@ def read_relations(connection: Connection, ids: Sequence[str] | None) -> list[Re
             ],
             "sources": cites,
         }
-        for r, cites in _cited(connection, table(m.DiplomaticRelation), "relation", ids)
+        for r, cites in _with_citations(relation_rows)
     ]
 
 
-def read_treaties(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    rows = _rows(connection, table(m.TreatyParty), ids, "treaty_id")
-    parties = _grouped(rows, lambda p: p.treaty_id)
+def read_treaties(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    party_rows, treaty_rows = yield [
+        _rows(connection, table(m.TreatyParty), ids, "treaty_id"),
+        _cited(connection, table(m.Treaty), "treaty", ids),
+    ]
+    parties = _grouped(party_rows, lambda p: p.treaty_id)
     return [
         {
             "id": t.id,
@@ -173,13 +223,16 @@ def read_treaties(connection: Connection, ids: Sequence[str] | None) -> list[Rec
             "description": t.description,
             "sources": cites,
         }
-        for t, cites in _cited(connection, table(m.Treaty), "treaty", ids)
+        for t, cites in _with_citations(treaty_rows)
     ]
 
 
-def read_visits(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    rows = _rows(connection, table(m.VisitParticipant), ids, "visit_id")
-    participants = _grouped(rows, lambda p: p.visit_id)
+def read_visits(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    participant_rows, visit_rows = yield [
+        _rows(connection, table(m.VisitParticipant), ids, "visit_id"),
+        _cited(connection, table(m.Visit), "visit", ids),
+    ]
+    participants = _grouped(participant_rows, lambda p: p.visit_id)
     return [
         {
             "id": v.id,
@@ -194,11 +247,12 @@ def read_visits(connection: Connection, ids: Sequence[str] | None) -> list[Recor
             ],
             "sources": cites,
         }
-        for v, cites in _cited(connection, table(m.Visit), "visit", ids)
+        for v, cites in _with_citations(visit_rows)
     ]
 
 
-def read_trade(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
+def read_trade(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    (rows,) = yield [_cited(connection, table(m.TradeFigure), "trade", ids)]
     return [
         {
             "id": t.id,
@@ -211,13 +265,16 @@ def read_trade(connection: Connection, ids: Sequence[str] | None) -> list[Record
             "approximate": bool(t.approximate),
             "sources": cites,
         }
-        for t, cites in _cited(connection, table(m.TradeFigure), "trade", ids)
+        for t, cites in _with_citations(rows)
     ]
 
 
-def read_routes(connection: Connection, ids: Sequence[str] | None) -> list[Record]:
-    rows = _rows(connection, table(m.RouteCountry), ids, "route_id")
-    countries = _grouped(rows, lambda c: c.route_id)
+def read_routes(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+    country_rows, route_rows = yield [
+        _rows(connection, table(m.RouteCountry), ids, "route_id"),
+        _cited(connection, table(m.TransportRoute), "route", ids),
+    ]
+    countries = _grouped(country_rows, lambda c: c.route_id)
     return [
         {
             "id": r.id,
@@ -227,14 +284,15 @@ def read_routes(connection: Connection, ids: Sequence[str] | None) -> list[Recor
             "countries": [c.country for c in countries.get(r.id, [])],
             "sources": cites,
         }
-        for r, cites in _cited(connection, table(m.TransportRoute), "route", ids)
+        for r, cites in _with_citations(route_rows)
     ]
 
 
 def read_memberships(
     connection: Connection, ids: Sequence[str] | None, key: str = "id"
-) -> list[Record]:
+) -> Reading[list[Record]]:
     """Memberships by id, or (``key="organization_id"``) those of the organizations ``ids``."""
+    (rows,) = yield [_cited(connection, table(m.Membership), "membership", ids, key)]
     return [
         {
             "id": r.id,
@@ -243,14 +301,15 @@ def read_memberships(
             "since": r.since,
             "sources": cites,
         }
-        for r, cites in _cited(connection, table(m.Membership), "membership", ids, key)
+        for r, cites in _with_citations(rows)
     ]
 
 
 def read_figures(
     connection: Connection, ids: Sequence[str] | None, key: str = "id"
-) -> list[Record]:
+) -> Reading[list[Record]]:
     """Figures by id, or (``key="route_id"``) those of the routes ``ids``, by route then id."""
+    (rows,) = yield [_cited(connection, table(m.Figure), "figure", ids, key)]
     return [
         {
             "id": f.id,
@@ -264,11 +323,11 @@ def read_figures(
             "description": f.description,
             "sources": cites,
         }
-        for f, cites in _cited(connection, table(m.Figure), "figure", ids, key)
+        for f, cites in _with_citations(rows)
     ]
 
 
-READERS: dict[str, Callable[[Connection, Sequence[str] | None], list[Record]]] = {
+READERS: dict[str, Callable[[Connection, Sequence[str] | None], Reading[list[Record]]]] = {
     "sources": read_sources,
     "organizations": read_organizations,
     "people": read_people,
@@ -282,10 +341,17 @@ READERS: dict[str, Callable[[Connection, Sequence[str] | None], list[Record]]] =
 }
 
 
+def collection_reading(
+    connection: Connection, collection: str, ids: Sequence[str] | None = None
+) -> Reading[list[Record]]:
+    """The reading of :func:`read_collection`, to run together with others."""
+    if ids is not None and not ids:
+        return []
+    return _in_order((yield from READERS[collection](connection, ids)), ids)
+
+
 def read_collection(
     connection: Connection, collection: str, ids: Sequence[str] | None = None
 ) -> list[Record]:
     """Records of one collection: all of them by id, or those of ``ids`` in that order."""
-    if ids is not None and not ids:
-        return []
-    return _in_order(READERS[collection](connection, ids), ids)
+    return run(connection, collection_reading(connection, collection, ids))

@@ -35,7 +35,7 @@ from sqlalchemy import (
 from starlette.responses import Response
 
 from app.countries import engine_of, resolve
-from app.db import any_of, fetch, reading
+from app.db import any_of, reading
 from app.pagination import (
     DateSort,
     PageParams,
@@ -47,7 +47,7 @@ from app.pagination import (
     sort_spec,
 )
 from app.problems import InvalidInput, NotFound, problem_responses
-from app.readers import read_collection
+from app.readers import Reading, read_collection, run
 from app.records import ENTITY_TYPE, MAIN_TABLE
 from app.values import PartialDate
 
@@ -163,10 +163,17 @@ def names(
     connection: Connection, column_id: Any, column_name: Any, ids: set[str]
 ) -> dict[str, str]:
     """``{id: name}`` for a set of ids, in one query (built once per pair of columns)."""
+    return run(connection, names_reading(connection, column_id, column_name, ids))
+
+
+def names_reading(
+    connection: Connection, column_id: Any, column_name: Any, ids: set[str]
+) -> Reading[dict[str, str]]:
     if not ids:
         return {}
     query = _select_names(column_id, column_name, connection.dialect.name)
-    return {row[0]: row[1] for row in fetch(connection, query, ids=sorted(ids))}
+    (rows,) = yield [(query, {"ids": sorted(ids)})]
+    return {row[0]: row[1] for row in rows}
 
 
 def _country_query(name: str, description: str) -> Callable[..., Awaitable[str | None]]:

@@ -13,18 +13,27 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from conftest import load_into
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.exc import DBAPIError
 
 from app import dataset, migrate
 from app import models as m
-from app.db import backup_sqlite, create_db_engine, read_connection, write_transaction
+from app.db import (
+    backup_sqlite,
+    create_db_engine,
+    fetch,
+    fetch_all,
+    read_connection,
+    write_transaction,
+)
 from app.models import table
-from app.readers import read_collection
+from app.readers import Reading, _select, read_collection, together
 from app.resources import names
 
 WRITERS = 4
@@ -214,5 +223,51 @@ def test_the_reads_of_an_answer_see_one_snapshot(seeded_url: str) -> None:
             assert reader.execute(count).scalar_one() == before
         with read_connection(engine) as reader:
             assert reader.execute(count).scalar_one() == before + 1
+    finally:
+        engine.dispose()
+
+
+def test_readings_together_send_each_round_as_one_batch() -> None:
+    """``together`` merges the rounds of several readings and gives each its own rows."""
+
+    def reading(name: str, rounds: int) -> Reading[list[Any]]:
+        got = []
+        for number in range(rounds):
+            (rows,) = yield [(name, {"round": number})]  # type: ignore[list-item]
+            got.append(rows)
+        return got
+
+    def nothing() -> Reading[list[Any]]:
+        return []
+        yield []  # a generator that needs no query
+
+    merged = together(reading("a", 2), nothing(), reading("b", 1))
+    assert next(merged) == [("a", {"round": 0}), ("b", {"round": 0})]
+    assert merged.send([["a0"], ["b0"]]) == [("a", {"round": 1})]
+    with pytest.raises(StopIteration) as done:
+        merged.send([["a1"]])
+    assert done.value.value == [[["a0"], ["a1"]], [], [["b0"]]]
+
+
+def test_a_batch_of_reads_answers_as_its_statements_one_by_one(seeded_url: str) -> None:
+    """On PostgreSQL a batch goes out in pipeline mode; its rows are each statement's own,
+    and a statement failing in it fails the batch, after which the connection still reads."""
+    engine = create_db_engine(seeded_url)
+    sources = _select(SOURCE, "id", None, True, engine.dialect.name)
+    relations = _select(table(m.DiplomaticRelation), "id", "relation", False, engine.dialect.name)
+    batch = [(sources, {"ids": ["azernews-2022-08-24-tokayev-baku", "none"]}), (relations, {})]
+    try:
+        with read_connection(engine) as connection:
+            together_rows = fetch_all(connection, batch)
+            one_by_one = [fetch(connection, statement, **params) for statement, params in batch]
+            assert together_rows == one_by_one
+            assert [row.id for row in together_rows[0]] == ["azernews-2022-08-24-tokayev-baku"]
+            assert together_rows[1]
+        with read_connection(engine) as connection:
+            broken = (sources, {"ids": "not a JSON array"})
+            with pytest.raises(DBAPIError):
+                fetch_all(connection, [batch[1], broken, batch[0]])
+            connection.rollback()
+            assert fetch_all(connection, batch) == together_rows
     finally:
         engine.dispose()

@@ -14,7 +14,7 @@ from conftest import SEED, load_into, make_client, ok, problem
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
-from app import dataset
+from app import dataset, readers
 from app.db import create_db_engine
 from app.dossier import build_dossier
 
@@ -589,3 +589,28 @@ def test_timeline_orders_mixed_precisions(mixed: TestClient) -> None:
     page = ok(mixed.get("/v1/relations/KZ/AZ/timeline", params={"limit": 3, "offset": 3}))
     assert page["total"] == len(MIXED_TIMELINE)
     assert [(e["date"], e["type"], e["id"]) for e in page["items"]] == MIXED_TIMELINE[3:6]
+
+
+def test_the_dossier_reads_in_three_rounds(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ids, then every section, then sources and names: each round's statements go to the
+    database as one batch (on PostgreSQL one round trip), whatever the number of facts."""
+    rounds: list[int] = []
+    fetch_all = readers.fetch_all
+
+    def counted(connection: Any, queries: Any) -> Any:
+        rounds.append(len(queries))
+        return fetch_all(connection, queries)
+
+    engine = create_db_engine(seeded_url)
+    try:
+        dataset.load(engine, dataset.parse_dataset(many_facts()))
+        monkeypatch.setattr(readers, "fetch_all", counted)
+        statements, dossier = count_dossier_statements(engine, "KZ", "AZ")
+    finally:
+        engine.dispose()
+    assert dossier["visits"] and dossier["sources"]
+    assert len(rounds) == 3
+    assert rounds[0] == 1 and rounds[1] >= 10 and rounds[2] == 2
+    assert sum(rounds) <= statements  # every statement of a round was sent

@@ -24,7 +24,7 @@ from app.pagination import (
     text_pattern,
 )
 from app.problems import problem_responses
-from app.readers import read_memberships
+from app.readers import Reading, collection_reading, read_memberships, run, together
 from app.records import OrganizationRecord
 from app.resources import (
     CountryQuery,
@@ -59,7 +59,13 @@ class OrganizationPublic(BaseModel):
 
 def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record]]:
     """The memberships of each organization, by country, read in one query."""
-    found = read_memberships(connection, org_ids, key="organization_id") if org_ids else []
+    return run(connection, members_reading(connection, org_ids))
+
+
+def members_reading(connection: Connection, org_ids: list[str]) -> Reading[dict[str, list[Record]]]:
+    found = (
+        (yield from read_memberships(connection, org_ids, key="organization_id")) if org_ids else []
+    )
     grouped: dict[str, list[Record]] = {}
     for ms in sorted(found, key=lambda ms: ms["country"]):  # stable: ties stay by id
         org = ms.pop("organization")
@@ -67,9 +73,21 @@ def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record
     return grouped
 
 
-def present(connection: Connection, records: list[Record]) -> list[Record]:
-    found = members(connection, [r["id"] for r in records])
+def _with_members(records: list[Record], found: dict[str, list[Record]]) -> list[Record]:
     return [{**r, "members": found.get(r["id"], [])} for r in records]
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    return _with_members(records, members(connection, [r["id"] for r in records]))
+
+
+def presented(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+    """The organizations ``ids`` as :func:`present` makes them, their memberships read in
+    the same round as they are."""
+    records, found = yield from together(
+        collection_reading(connection, "organizations", ids), members_reading(connection, ids)
+    )
+    return _with_members(records, found)
 
 
 def member(code: Code) -> ColumnElement[bool]:

@@ -15,7 +15,7 @@ from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Code, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
-from app.readers import read_figures
+from app.readers import Reading, collection_reading, read_figures, run, together
 from app.records import RouteRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response
 from app.values import PartialDate
@@ -45,20 +45,41 @@ class RoutePublic(Fact):
 
 def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, list[Record]]:
     """The figures of each route, by id, read in one query."""
+    return run(connection, route_figures_reading(connection, route_ids))
+
+
+def route_figures_reading(
+    connection: Connection, route_ids: list[str]
+) -> Reading[dict[str, list[Record]]]:
     grouped: dict[str, list[Record]] = {}
-    for figure in read_figures(connection, route_ids, key="route_id") if route_ids else []:
+    found = (yield from read_figures(connection, route_ids, key="route_id")) if route_ids else []
+    for figure in found:
         route = figure.pop("route")
         figure.pop("countries")
         grouped.setdefault(route, []).append(figure)
     return grouped
 
 
-def present(connection: Connection, records: list[Record]) -> list[Record]:
-    figures = route_figures(connection, [r["id"] for r in records])
+def _with_figures(
+    connection: Connection, records: list[Record], figures: dict[str, list[Record]]
+) -> list[Record]:
     return [
         {**with_countries(connection.engine, r, ["countries"]), "figures": figures.get(r["id"], [])}
         for r in records
     ]
+
+
+def present(connection: Connection, records: list[Record]) -> list[Record]:
+    return _with_figures(connection, records, route_figures(connection, [r["id"] for r in records]))
+
+
+def presented(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+    """The routes ``ids`` as :func:`present` makes them, their figures read in the same
+    round as they are."""
+    records, figures = yield from together(
+        collection_reading(connection, "routes", ids), route_figures_reading(connection, ids)
+    )
+    return _with_figures(connection, records, figures)
 
 
 def through(code: Code) -> ColumnElement[bool]:

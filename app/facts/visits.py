@@ -22,6 +22,7 @@ from app.pagination import (
     sorted_page,
 )
 from app.problems import problem_responses
+from app.readers import Reading, run
 from app.records import VisitRecord
 from app.resources import (
     CountryQuery,
@@ -34,7 +35,7 @@ from app.resources import (
     add_get_route,
     date_query,
     list_response,
-    names,
+    names_reading,
 )
 from app.values import PartialDate
 from app.writes import add_write_routes
@@ -60,9 +61,14 @@ class VisitPublic(Fact):
 
 
 def present(connection: Connection, records: list[Record]) -> list[Record]:
+    return run(connection, presenting(connection, records))
+
+
+def presenting(connection: Connection, records: list[Record]) -> Reading[list[Record]]:
+    """Visits as the API shows them: countries as objects, participants named (one query)."""
     engine = connection.engine
     people = {p["person"] for r in records for p in r["participants"]}
-    person_names = names(connection, PERSON.c.id, PERSON.c.name, people)
+    person_names = yield from names_reading(connection, PERSON.c.id, PERSON.c.name, people)
     out = []
     for record in records:
         visit = with_countries(engine, record, ["guest", "host"])
