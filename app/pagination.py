@@ -44,7 +44,7 @@ from sqlalchemy import (
 from sqlalchemy.types import TypeDecorator, TypeEngine
 from starlette.responses import Response
 
-from app.db import fetch
+from app.db import fetch, fetch_all
 from app.problems import InvalidInput
 
 T = TypeVar("T")
@@ -438,25 +438,29 @@ def select_page(
         values.update((f"cursor_{i}", value) for i, value in enumerate(key))
     else:
         values["page_offset"] = params.offset
-    total = _total(connection, main, where, statements.count)
-    rows = fetch(connection, statements.page, **values)
+    if where.clauses or connection.dialect.name != "sqlite":  # one round trip for both
+        counted, rows = fetch_all(
+            connection, [(statements.count, where.params), (statements.page, values)]
+        )
+        total = int(counted[0].total)
+    else:
+        total = _unfiltered_sqlite_total(connection, main, statements.count)
+        rows = fetch(connection, statements.page, **values)
     next_cursor = None
     if keys is not None and len(rows) == params.limit:
         next_cursor = encode_cursor(params.offset + params.limit, sort, list(rows[-1]))
     return [row[-1] for row in rows], total, next_cursor
 
 
-def _total(connection: Connection, main: Table, where: Where, count: Select[Any]) -> int:
-    """How many rows of ``main`` the filters select. Unfiltered, neither engine reads them all
-    on every request: PostgreSQL's ``count`` reads ``row_count``; SQLite, which counts a
-    table by reading a whole index (0.2 ms at 1M rows, more once the index outgrows the page
-    cache), counts again only when the rows may have changed. A connection keeps the count
-    it read while no other connection has committed (``PRAGMA data_version``, read as the
-    transaction's first statement, so that it dates the snapshot) and it has changed no row
-    itself (``total_changes``).
+def _unfiltered_sqlite_total(connection: Connection, main: Table, count: Select[Any]) -> int:
+    """How many rows ``main`` has, without reading them all on every request. (PostgreSQL's
+    ``count`` of a whole table reads ``row_count``.) SQLite counts a table by reading a whole
+    index (0.2 ms at 1M rows, more once the index outgrows the page cache), so it counts
+    again only when the rows may have changed. A connection keeps the count it read while no
+    other connection has committed (``PRAGMA data_version``, read as the transaction's first
+    statement, so that it dates the snapshot) and it has changed no row itself
+    (``total_changes``).
     """
-    if where.clauses or connection.dialect.name != "sqlite":
-        return int(fetch(connection, count, **where.params)[0].total)
     if not connection.in_transaction():
         connection.begin()
     driver: Any = connection.connection.driver_connection
