@@ -22,7 +22,7 @@ from sqlalchemy import Engine, Integer, column, text
 from sqlalchemy.exc import OperationalError
 
 from app import api_keys
-from app.db import create_db_engine, fetch, is_sqlite, write_transaction
+from app.db import create_db_engine, fetch_all, is_sqlite, write_transaction
 from app.settings import PROJECT_ROOT, Settings
 
 SOURCE = {"id": "hardening-source", "title": "A source of the hardening tests"}
@@ -291,9 +291,13 @@ def test_a_slow_read_is_stopped_into_a_503(shared_seeded_url: str) -> None:
             assert client.get("/v1/countries/KZ?fresh=" + uuid.uuid4().hex).status_code == 200
 
 
-def test_a_slow_read_on_the_drivers_cursor_is_a_503_too(shared_seeded_url: str) -> None:
-    """Readers run their statements on the driver's cursor (app.db.fetch): a statement
-    stopped there is SQLAlchemy's error all the same, so it is a 503 problem, not a 500."""
+@pytest.mark.parametrize("batch", [False, True], ids=["alone", "in-a-batch"])
+def test_a_slow_read_on_the_drivers_cursor_is_a_503_too(
+    shared_seeded_url: str, batch: bool
+) -> None:
+    """Readers run their statements on the driver's cursor (app.db.fetch_all), several at
+    once in PostgreSQL's pipeline mode: a statement stopped there is SQLAlchemy's error all
+    the same, so it is a 503 problem, not a 500."""
     with make_client(shared_seeded_url, query_timeout_ms=100) as client:
         app = client.app
 
@@ -301,8 +305,10 @@ def test_a_slow_read_on_the_drivers_cursor_is_a_503_too(shared_seeded_url: str) 
         def slow(request: Request) -> int:
             engine: Engine = request.app.state.engine
             heavy = text(heavy_sql(engine, 10**9)).columns(column("n", Integer))
+            quick = text("SELECT 1").columns(column("n", Integer))
+            queries = [(quick, {}), (heavy, {}), (quick, {})] if batch else [(heavy, {})]
             with engine.connect() as connection:
-                return int(fetch(connection, heavy)[0].n)  # type: ignore[arg-type]
+                return sum(rows[0].n for rows in fetch_all(connection, queries))  # type: ignore[arg-type]
 
         started = time.monotonic()
         response = client.get("/slow-fetch")

@@ -20,6 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import String, bindparam, delete, event, func, select
 
+from app import pagination
 from app.db import create_db_engine
 from app.pagination import _page_statements, contains_text, text_pattern
 from app.records import MAIN_TABLE
@@ -308,3 +309,24 @@ def test_sqlite_counts_a_table_again_only_after_a_write(seeded_url: str) -> None
             assert totals() == {0} and len(counts) > counted
         finally:
             event.remove(engine, "before_cursor_execute", count)
+
+
+def test_a_page_asks_for_its_count_and_its_ids_together(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A filtered page's count and its ids go to the database as one batch: one round trip
+    on PostgreSQL (pipeline mode), where they were two."""
+    batches: list[list[str]] = []
+    fetch_all = pagination.fetch_all
+
+    def recorded(connection: Any, queries: Any) -> Any:
+        batches.append([str(statement) for statement, _ in queries])
+        return fetch_all(connection, queries)
+
+    monkeypatch.setattr(pagination, "fetch_all", recorded)
+    with make_client(seeded_url) as client:
+        page = ok(client.get("/v1/trade?country=KZ&limit=1"))
+    assert page["total"] >= 1 and len(page["items"]) == 1
+    assert len(batches) == 1
+    count, ids = batches[0]
+    assert "count" in count.lower() and "LIMIT" in ids
