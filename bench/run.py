@@ -29,7 +29,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -331,7 +331,8 @@ def run(args: argparse.Namespace) -> list[Result]:
         results.append(result)
         return result
 
-    def measure_dyad(label: str, url: str, rows: int, cache: bool, names: tuple[str, ...]) -> None:
+    @contextmanager
+    def dyad(url: str, cache: bool) -> Iterator[str]:
         port = free_port()
         env = {
             "DYAD_DATABASE_URL": url,
@@ -340,20 +341,24 @@ def run(args: argparse.Namespace) -> list[Result]:
         }
         command = uvicorn("app.main:create_app", port, factory=True)
         with server(command, port, env, ready="/readyz") as base:
-            for name in names:
-                deep = min(100_000, rows - 50)
-                path = PATHS[name].format(a=a, b=b, deep=deep, before_deep=deep - 50)
-                if name in FOLLOW_NEXT:  # the page a client reaches by following next links
-                    with urllib.request.urlopen(base + path) as response:
-                        path = json.load(response)["next"][len(base) :]
-                measure(name, label, base, path)
-            if "dossier" in names:
-                dossier = base + PATHS["dossier"].format(a=a, b=b)
-                etag = etag_of(dossier)
-                measure("dossier 304", label, base, dossier[len(base) :], {"If-None-Match": etag})
+            yield base
 
-    def measure_datasette() -> None:
-        datasette = [
+    def measure_path(name: str, label: str, base: str, rows: int) -> None:
+        deep = min(100_000, rows - 50)
+        path = PATHS[name].format(a=a, b=b, deep=deep, before_deep=deep - 50)
+        if name in FOLLOW_NEXT:  # the page a client reaches by following next links
+            with urllib.request.urlopen(base + path) as response:
+                path = json.load(response)["next"][len(base) :]
+        measure(name, label, base, path)
+
+    def measure_304(label: str, base: str) -> None:
+        dossier = base + PATHS["dossier"].format(a=a, b=b)
+        revalidation = {"If-None-Match": etag_of(dossier)}
+        measure("dossier 304", label, base, dossier[len(base) :], revalidation)
+
+    @contextmanager
+    def datasette() -> Iterator[str | None]:
+        command = [
             str(BIN / "datasette"),
             "serve",
             "-i",
@@ -366,12 +371,12 @@ def run(args: argparse.Namespace) -> list[Result]:
             "num_sql_threads",
             "1",
         ]
-        if not Path(datasette[0]).exists():
+        if not Path(command[0]).exists():
             print("datasette is not installed (pip install '.[bench]'); skipping it")
+            yield None
             return
-        with server(datasette, int(datasette[-4])) as base:
-            for name, path in DATASETTE.items():
-                measure(name, "datasette", base, path.format(db=database.stem, a=a, b=b))
+        with server(command, int(command[-4])) as base:
+            yield base
 
     sqlite_url = f"sqlite:///{database}"
     size = dossier_size(sqlite_url)
@@ -379,18 +384,38 @@ def run(args: argparse.Namespace) -> list[Result]:
     with server(uvicorn("bench.ceiling:app", port), port, {"CEILING_BYTES": str(size)}) as base:
         measure("constant JSON", "starlette", base, "/")
         measure(SIZED_CEILING, "starlette", base, "/sized")
-    measure_dyad("dyad/cache", sqlite_url, args.rows, True, tuple(PATHS))
-    measure_dyad("dyad/no-cache", sqlite_url, args.rows, False, tuple(PATHS))
-    measure_datasette()  # next to what it is compared with: the host's speed drifts
-    if args.postgres:
-        postgres_url = prepare_postgres(args.postgres, args.rows)
-        measure_dyad("dyad/pg/no-cache", postgres_url, args.rows, False, tuple(PATHS))
+    with dyad(sqlite_url, cache=True) as base:
+        for name in PATHS:
+            measure_path(name, "dyad/cache", base, args.rows)
+        measure_304("dyad/cache", base)
+    # The cold reads that are compared with each other (SQLite, PostgreSQL, Datasette) are
+    # measured back to back, endpoint by endpoint: the host's speed drifts over minutes, and
+    # measured a block apart, two servers' ratio moved by a third between runs.
+    with ExitStack() as servers:
+        cold = {"dyad/no-cache": servers.enter_context(dyad(sqlite_url, cache=False))}
+        if args.postgres:
+            postgres_url = prepare_postgres(args.postgres, args.rows)
+            cold["dyad/pg/no-cache"] = servers.enter_context(dyad(postgres_url, cache=False))
+        datasette_base = servers.enter_context(datasette())
+        for name in PATHS:
+            for label, base in cold.items():
+                measure_path(name, label, base, args.rows)
+            if datasette_base and name in DATASETTE:
+                path = DATASETTE[name].format(db=database.stem, a=a, b=b)
+                measure(name, "datasette", datasette_base, path)
+        for label, base in cold.items():
+            measure_304(label, base)
     if args.scale_rows:
         scaled = f"sqlite:///{prepare(args.scale_rows)}"
-        measure_dyad(f"dyad/no-cache/{args.scale_rows:,}", scaled, args.scale_rows, False, SCALED)
+        label = f"dyad/no-cache/{args.scale_rows:,}"
+        with dyad(scaled, cache=False) as base:
+            for name in SCALED:
+                measure_path(name, label, base, args.scale_rows)
+            measure_304(label, base)
     port = free_port()
     with server(uvicorn("bench.ceiling:app", port), port) as base:
         measure(CEILING_AGAIN, "starlette", base, "/")
+    results.sort(key=_table_order)
     ceiling = results[0].requests_per_second
     for result in results:
         result.ratio_to_ceiling = round(result.requests_per_second / ceiling, 3)
@@ -400,6 +425,18 @@ def run(args: argparse.Namespace) -> list[Result]:
                 result.requests_per_second / match.requests_per_second, 2
             )
     return results
+
+
+SERVER_ORDER = ("starlette", "dyad/cache", "dyad/no-cache", "datasette", "dyad/pg/no-cache")
+
+
+def _table_order(result: Result) -> tuple[int, int]:
+    """Results grouped by server (in measuring order within each), the ceiling measured
+    again at the end last."""
+    if result.name == CEILING_AGAIN:
+        return (len(SERVER_ORDER) + 1, 0)
+    known = result.server in SERVER_ORDER
+    return (SERVER_ORDER.index(result.server) if known else len(SERVER_ORDER), 0)
 
 
 def find(results: list[Result], server_name: str, name: str) -> Result | None:
