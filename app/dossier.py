@@ -218,11 +218,11 @@ def _dossier(connection: Connection, a: str, b: str) -> Reading[Record]:
     sections = yield from together(
         read("relations"),
         read("figures"),
-        organizations.presented(connection, ids["organizations"]),
+        organizations.presented_reading(connection, ids["organizations"]),
         read("treaties"),
         read("visits"),
         read("trade"),
-        routes.presented(connection, ids["routes"]),
+        routes.presented_reading(connection, ids["routes"]),
     )
     relations, figures, shared, treaty_list, visit_list, trade_list, route_list = sections
     for figure in figures:
@@ -243,7 +243,7 @@ def _dossier(connection: Connection, a: str, b: str) -> Reading[Record]:
     }
     cited = sorted(set(_cited(dossier)))
     dossier["visits"], dossier["sources"] = yield from together(
-        visits.presenting(connection, visit_list),
+        visits.present_reading(connection, visit_list),
         collection_reading(connection, "sources", cited),
     )
     return dossier

@@ -121,6 +121,23 @@ def _with_citations(rows: list[Any]) -> list[tuple[Any, list[Record]]]:
     return found
 
 
+def _cited_with_children(
+    connection: Connection,
+    tbl: Table,
+    fact_type: str,
+    ids: Sequence[str] | None,
+    children: Table,
+    key: str,
+) -> Reading[tuple[list[tuple[Any, list[Record]]], dict[str, list[Any]]]]:
+    """Rows with their citations, and their child rows (in their order) by parent id, read
+    in one round."""
+    child_rows, rows = yield [
+        _rows(connection, children, ids, key),
+        _cited(connection, tbl, fact_type, ids),
+    ]
+    return _with_citations(rows), _grouped(child_rows, lambda child: getattr(child, key))
+
+
 def _grouped(items: Sequence[Any], key: Callable[[Any], str]) -> dict[str, list[Any]]:
     grouped: dict[str, list[Any]] = defaultdict(list)
     for item in items:
@@ -207,11 +224,9 @@ def read_relations(connection: Connection, ids: Sequence[str] | None) -> Reading
 
 
 def read_treaties(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
-    party_rows, treaty_rows = yield [
-        _rows(connection, table(m.TreatyParty), ids, "treaty_id"),
-        _cited(connection, table(m.Treaty), "treaty", ids),
-    ]
-    parties = _grouped(party_rows, lambda p: p.treaty_id)
+    treaties, parties = yield from _cited_with_children(
+        connection, table(m.Treaty), "treaty", ids, table(m.TreatyParty), "treaty_id"
+    )
     return [
         {
             "id": t.id,
@@ -223,16 +238,14 @@ def read_treaties(connection: Connection, ids: Sequence[str] | None) -> Reading[
             "description": t.description,
             "sources": cites,
         }
-        for t, cites in _with_citations(treaty_rows)
+        for t, cites in treaties
     ]
 
 
 def read_visits(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
-    participant_rows, visit_rows = yield [
-        _rows(connection, table(m.VisitParticipant), ids, "visit_id"),
-        _cited(connection, table(m.Visit), "visit", ids),
-    ]
-    participants = _grouped(participant_rows, lambda p: p.visit_id)
+    visits, participants = yield from _cited_with_children(
+        connection, table(m.Visit), "visit", ids, table(m.VisitParticipant), "visit_id"
+    )
     return [
         {
             "id": v.id,
@@ -247,7 +260,7 @@ def read_visits(connection: Connection, ids: Sequence[str] | None) -> Reading[li
             ],
             "sources": cites,
         }
-        for v, cites in _with_citations(visit_rows)
+        for v, cites in visits
     ]
 
 
@@ -270,11 +283,9 @@ def read_trade(connection: Connection, ids: Sequence[str] | None) -> Reading[lis
 
 
 def read_routes(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
-    country_rows, route_rows = yield [
-        _rows(connection, table(m.RouteCountry), ids, "route_id"),
-        _cited(connection, table(m.TransportRoute), "route", ids),
-    ]
-    countries = _grouped(country_rows, lambda c: c.route_id)
+    routes, countries = yield from _cited_with_children(
+        connection, table(m.TransportRoute), "route", ids, table(m.RouteCountry), "route_id"
+    )
     return [
         {
             "id": r.id,
@@ -284,7 +295,7 @@ def read_routes(connection: Connection, ids: Sequence[str] | None) -> Reading[li
             "countries": [c.country for c in countries.get(r.id, [])],
             "sources": cites,
         }
-        for r, cites in _with_citations(route_rows)
+        for r, cites in routes
     ]
 
 

@@ -81,7 +81,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return _with_members(records, members(connection, [r["id"] for r in records]))
 
 
-def presented(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+def presented_reading(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
     """The organizations ``ids`` as :func:`present` makes them, their memberships read in
     the same round as they are."""
     records, found = yield from together(

@@ -73,7 +73,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return _with_figures(connection, records, route_figures(connection, [r["id"] for r in records]))
 
 
-def presented(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+def presented_reading(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
     """The routes ``ids`` as :func:`present` makes them, their figures read in the same
     round as they are."""
     records, figures = yield from together(

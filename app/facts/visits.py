@@ -61,10 +61,10 @@ class VisitPublic(Fact):
 
 
 def present(connection: Connection, records: list[Record]) -> list[Record]:
-    return run(connection, presenting(connection, records))
+    return run(connection, present_reading(connection, records))
 
 
-def presenting(connection: Connection, records: list[Record]) -> Reading[list[Record]]:
+def present_reading(connection: Connection, records: list[Record]) -> Reading[list[Record]]:
     """Visits as the API shows them: countries as objects, participants named (one query)."""
     engine = connection.engine
     people = {p["person"] for r in records for p in r["participants"]}
