@@ -16,7 +16,7 @@ from sqlalchemy import Engine, event
 
 from app import dataset, readers
 from app.db import create_db_engine
-from app.dossier import build_dossier
+from app.dossier import build_dossier, timeline
 
 SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
 SOURCE_ID = "azernews-2022-08-24-tokayev-baku"
@@ -614,3 +614,25 @@ def test_the_dossier_reads_in_three_rounds(
     assert len(rounds) == 3
     assert rounds[0] == 1 and rounds[1] >= 10 and rounds[2] == 2
     assert sum(rounds) <= statements  # every statement of a round was sent
+
+
+def test_the_timeline_reads_only_what_it_shows(seeded_url: str) -> None:
+    """The timeline's dossier leaves out routes, the sources' records and the names of the
+    visits' people (five statements fewer); its entries are those of the whole dossier."""
+    engine = create_db_engine(seeded_url)
+    try:
+        dataset.load(engine, dataset.parse_dataset(many_facts()))
+        count_dossier_statements(engine, "KZ", "AZ")  # warm the in-memory country index
+        whole_count, whole = count_dossier_statements(engine, "KZ", "AZ")
+        counter = StatementCounter(engine)
+        try:
+            with engine.connect() as connection:
+                part = build_dossier(connection, "KZ", "AZ", whole=False)
+        finally:
+            counter.close()
+    finally:
+        engine.dispose()
+    assert len(counter.statements) == whole_count - 5
+    assert "sources" not in part and not part["routes"] and whole["routes"]
+    assert len(timeline(whole)) > 100
+    assert timeline(part) == timeline(whole)
