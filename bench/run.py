@@ -388,29 +388,30 @@ def run(args: argparse.Namespace) -> list[Result]:
         for name in PATHS:
             measure_path(name, "dyad/cache", base, args.rows)
         measure_304("dyad/cache", base)
-    # The cold reads that are compared with each other (SQLite, PostgreSQL, Datasette) are
-    # measured back to back, endpoint by endpoint: the host's speed drifts over minutes, and
-    # measured a block apart, two servers' ratio moved by a third between runs.
+    # The cold reads that are compared with each other (SQLite, PostgreSQL, Datasette, the
+    # larger dataset) are measured back to back, endpoint by endpoint: the host's speed
+    # drifts over minutes, and measured a block apart, two servers' ratio moved by a third.
+    scaled = f"dyad/no-cache/{args.scale_rows:,}"
     with ExitStack() as servers:
-        cold = {"dyad/no-cache": servers.enter_context(dyad(sqlite_url, cache=False))}
+        cold = {"dyad/no-cache": (servers.enter_context(dyad(sqlite_url, cache=False)), args.rows)}
         if args.postgres:
             postgres_url = prepare_postgres(args.postgres, args.rows)
-            cold["dyad/pg/no-cache"] = servers.enter_context(dyad(postgres_url, cache=False))
+            cold["dyad/pg/no-cache"] = (
+                servers.enter_context(dyad(postgres_url, cache=False)),
+                args.rows,
+            )
+        if args.scale_rows:
+            larger = f"sqlite:///{prepare(args.scale_rows)}"
+            cold[scaled] = (servers.enter_context(dyad(larger, cache=False)), args.scale_rows)
         datasette_base = servers.enter_context(datasette())
         for name in PATHS:
-            for label, base in cold.items():
-                measure_path(name, label, base, args.rows)
+            for label, (base, rows) in cold.items():
+                if label != scaled or name in SCALED:
+                    measure_path(name, label, base, rows)
             if datasette_base and name in DATASETTE:
                 path = DATASETTE[name].format(db=database.stem, a=a, b=b)
                 measure(name, "datasette", datasette_base, path)
-        for label, base in cold.items():
-            measure_304(label, base)
-    if args.scale_rows:
-        scaled = f"sqlite:///{prepare(args.scale_rows)}"
-        label = f"dyad/no-cache/{args.scale_rows:,}"
-        with dyad(scaled, cache=False) as base:
-            for name in SCALED:
-                measure_path(name, label, base, args.scale_rows)
+        for label, (base, _) in cold.items():
             measure_304(label, base)
     port = free_port()
     with server(uvicorn("bench.ceiling:app", port), port) as base:
