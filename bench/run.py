@@ -283,7 +283,15 @@ DATASETTE = {
 
 
 SIZED_CEILING = "constant JSON, the dossier's size"
+CEILING_AFTER_CACHED = "constant JSON, after the cached reads"
 CEILING_AGAIN = "constant JSON, again at the end"
+
+
+def ceiling_of(results: list[Result]) -> float:
+    """The ceiling the ratios are to: the higher of its figures measured just before and
+    just after the cached reads (the host's speed drifts; the higher is the stricter)."""
+    around = [find(results, "starlette", name) for name in ("constant JSON", CEILING_AFTER_CACHED)]
+    return max(r.requests_per_second for r in around if r is not None)
 
 
 def ceiling_drift(results: list[Result]) -> float | None:
@@ -381,13 +389,16 @@ def run(args: argparse.Namespace) -> list[Result]:
     sqlite_url = f"sqlite:///{database}"
     size = dossier_size(sqlite_url)
     port = free_port()
-    with server(uvicorn("bench.ceiling:app", port), port, {"CEILING_BYTES": str(size)}) as base:
-        measure("constant JSON", "starlette", base, "/")
-        measure(SIZED_CEILING, "starlette", base, "/sized")
-    with dyad(sqlite_url, cache=True) as base:
-        for name in PATHS:
-            measure_path(name, "dyad/cache", base, args.rows)
-        measure_304("dyad/cache", base)
+    # The ceiling is measured before and after the cached reads, which are compared with it.
+    ceiling_command = uvicorn("bench.ceiling:app", port)
+    with server(ceiling_command, port, {"CEILING_BYTES": str(size)}) as ceiling_base:
+        measure("constant JSON", "starlette", ceiling_base, "/")
+        measure(SIZED_CEILING, "starlette", ceiling_base, "/sized")
+        with dyad(sqlite_url, cache=True) as base:
+            for name in PATHS:
+                measure_path(name, "dyad/cache", base, args.rows)
+            measure_304("dyad/cache", base)
+        measure(CEILING_AFTER_CACHED, "starlette", ceiling_base, "/")
     # The cold reads that are compared with each other (SQLite, PostgreSQL, Datasette, the
     # larger dataset) are measured back to back, endpoint by endpoint: the host's speed
     # drifts over minutes, and measured a block apart, two servers' ratio moved by a third.
@@ -417,7 +428,7 @@ def run(args: argparse.Namespace) -> list[Result]:
     with server(uvicorn("bench.ceiling:app", port), port) as base:
         measure(CEILING_AGAIN, "starlette", base, "/")
     results.sort(key=_table_order)
-    ceiling = results[0].requests_per_second
+    ceiling = ceiling_of(results)
     for result in results:
         result.ratio_to_ceiling = round(result.requests_per_second / ceiling, 3)
         match = find(results, "datasette", result.name)
@@ -432,10 +443,12 @@ SERVER_ORDER = ("starlette", "dyad/cache", "dyad/no-cache", "datasette", "dyad/p
 
 
 def _table_order(result: Result) -> tuple[int, int]:
-    """Results grouped by server (in measuring order within each), the ceiling measured
-    again at the end last."""
+    """Results grouped by server (in measuring order within each), each figure of the
+    ceiling after what it was measured after."""
     if result.name == CEILING_AGAIN:
         return (len(SERVER_ORDER) + 1, 0)
+    if result.name == CEILING_AFTER_CACHED:
+        return (SERVER_ORDER.index("dyad/cache"), 1)
     known = result.server in SERVER_ORDER
     return (SERVER_ORDER.index(result.server) if known else len(SERVER_ORDER), 0)
 
@@ -458,7 +471,7 @@ def targets(results: list[Result], args: argparse.Namespace) -> list[Target]:
     def check(goal: str, reached: str, met: bool) -> None:
         found.append(Target(goal, reached, met))
 
-    ceiling = results[0].requests_per_second
+    ceiling = ceiling_of(results)
     for name in HOT:
         r = find(results, "dyad/cache", name)
         if r:
@@ -566,7 +579,7 @@ def _drift_lines(results: list[Result]) -> list[str]:
         return []
     return [
         f"The Starlette ceiling moved {drift:+.0%} between the start and the end of the run; "
-        "ratios are to the first figure.",
+        "ratios are to the higher of its figures just before and just after the cached reads.",
         "",
     ]
 

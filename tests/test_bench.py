@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from bench.run import CEILING_AGAIN, Result, ceiling_drift, parse_wrk
+from bench.run import (
+    CEILING_AFTER_CACHED,
+    CEILING_AGAIN,
+    Result,
+    ceiling_drift,
+    ceiling_of,
+    parse_wrk,
+)
 
 REPORT = """Running 5s test @ http://127.0.0.1:8123/v1/relations/KZ/AZ
   1 threads and 32 connections
@@ -40,3 +47,13 @@ def test_the_ceilings_drift_is_measured_from_both_ends_of_the_run() -> None:
     start, end = ceiling("constant JSON", 25_000), ceiling(CEILING_AGAIN, 20_000)
     assert ceiling_drift([start, end]) == pytest.approx(-0.2)
     assert ceiling_drift([start]) is None
+
+
+def test_ratios_are_to_the_higher_ceiling_around_the_cached_reads() -> None:
+    def ceiling(name: str, rps: float) -> Result:
+        return Result(name, "starlette", "/", rps, 1.0, 2.0, 0)
+
+    before, after = ceiling("constant JSON", 20_000), ceiling(CEILING_AFTER_CACHED, 25_000)
+    at_the_end = ceiling(CEILING_AGAIN, 30_000)  # not around the cached reads
+    assert ceiling_of([before, after, at_the_end]) == 25_000
+    assert ceiling_of([before]) == 20_000
