@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event
 
 from app import dataset, readers
-from app.db import create_db_engine
+from app.db import create_db_engine, read_connection
 from app.dossier import build_dossier, timeline
 
 SEED_DATA: dict[str, Any] = json.loads(SEED.read_text())
@@ -636,3 +636,33 @@ def test_the_timeline_reads_only_what_it_shows(seeded_url: str) -> None:
     assert "sources" not in part and not part["routes"] and whole["routes"]
     assert len(timeline(whole)) > 100
     assert timeline(part) == timeline(whole)
+
+
+def test_postgresql_sends_each_round_of_the_dossier_in_one_pipeline(
+    shared_seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each of the dossier's three rounds is one psycopg pipeline (one round trip), the
+    first with the setting for generic plans."""
+    if shared_seeded_url.startswith("sqlite"):
+        pytest.skip("pipelines are psycopg's")
+    import psycopg
+
+    pipelines: list[int] = []
+    pipeline = psycopg.Connection.pipeline
+
+    def counted(self: psycopg.Connection[Any]) -> Any:
+        pipelines.append(1)
+        return pipeline(self)
+
+    monkeypatch.setattr(psycopg.Connection, "pipeline", counted)
+    statements: list[str] = []
+    engine = create_db_engine(shared_seeded_url)
+    event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+    try:
+        with read_connection(engine) as connection:
+            dossier = build_dossier(connection, "KZ", "AZ")
+    finally:
+        engine.dispose()
+    assert dossier["sources"] and dossier["visits"]
+    assert len(pipelines) == 3
+    assert not any("plan_cache_mode" in statement for statement in statements)  # sent inside
