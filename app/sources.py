@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import engine_of
-from app.db import any_of, fetch, reading
+from app.db import any_of, fetch_all, reading
 from app.models import table
 from app.pagination import (
     CSV_RESPONSE,
@@ -107,20 +107,25 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     """Each source with its first facts and how many it supports in all: bounded, where a
     source imported with a million trade figures answered all of them (some 300 MB). A
     statement per source for its first facts (each reads no more than it lists), one for
-    the counts."""
+    the counts, all sent together (one round trip on PostgreSQL)."""
     if not records:
         return []
     ids = [r["id"] for r in records]
-    counts = dict(fetch(connection, _fact_counts(connection.dialect.name), ids=ids))
+    counted, *firsts = fetch_all(
+        connection,
+        [
+            (_fact_counts(connection.dialect.name), {"ids": ids}),
+            *((FIRST_FACTS_OF, {"source": id_}) for id_ in ids),
+        ],
+    )
+    counts = dict(counted)
     return [
         {
             **r,
-            "facts": [row._asdict() for row in fetch(connection, FIRST_FACTS_OF, source=r["id"])]
-            if counts.get(r["id"])
-            else [],
+            "facts": [row._asdict() for row in first],
             "fact_count": counts.get(r["id"], 0),
         }
-        for r in records
+        for r, first in zip(records, firsts, strict=True)
     ]
 
 
