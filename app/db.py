@@ -239,8 +239,12 @@ def any_of(column: ColumnElement[Any], name: str, dialect: str) -> ColumnElement
         return column.in_(
             select(literal_column("value")).select_from(func.json_each(bindparam(name)))
         )
-    elements = select(func.json_array_elements_text(cast(bindparam(name, type_=String), JSON)))
-    return column == any_(func.array(elements.scalar_subquery()))
+    element: ColumnElement[Any] = func.json_array_elements_text(
+        cast(bindparam(name, type_=String), JSON)
+    )
+    if not isinstance(column.type, String):  # e.g. integer ids: compared as their own type
+        element = cast(element, column.type)
+    return column == any_(func.array(select(element).scalar_subquery()))
 
 
 def bulk_insert(

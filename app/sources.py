@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import engine_of
-from app.db import any_of, fetch_all, reading
+from app.db import any_of, fetch, fetch_all, reading
 from app.models import table
 from app.pagination import (
     CSV_RESPONSE,
@@ -85,12 +85,16 @@ FACT_COLUMNS = (
     CITATION.c.fact_id.label("id"),
     CITATION.c.quote,
 )
-FACTS_BY_ID = select(CITATION.c.id.label("citation"), *FACT_COLUMNS).where(
-    CITATION.c.id.in_(bindparam("ids", expanding=True))
-)
 FIRST_FACTS_OF = (
     select(*FACT_COLUMNS).where(OF_SOURCE).order_by(*order_clauses(FACT_ORDER)).limit(FIRST_FACTS)
 )
+
+
+@cache
+def _facts_by_citation(dialect: str) -> Select[Any]:
+    return select(CITATION.c.id.label("citation"), *FACT_COLUMNS).where(
+        any_of(CITATION.c.id, "ids", dialect)
+    )
 
 
 @cache
@@ -191,10 +195,10 @@ async def list_source_facts(
     where.add(OF_SOURCE, source=id)
 
     def read_page(connection: Connection) -> tuple[list[Record], int, str | None] | None:
-        if not read_collection(connection, "sources", [id]):
-            return None
         ids, total, next_cursor = select_page(connection, CITATION, where, FACT_ORDER, page)
-        rows = connection.execute(FACTS_BY_ID, {"ids": ids})
+        if not total and not read_collection(connection, "sources", [id]):
+            return None  # a source with facts exists: asked only when none are found
+        rows = fetch(connection, _facts_by_citation(connection.dialect.name), ids=ids)
         by_id = {row.citation: {"type": row.type, "id": row.id, "quote": row.quote} for row in rows}
         return [by_id[i] for i in ids], total, next_cursor
 
