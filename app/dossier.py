@@ -31,7 +31,7 @@ from sqlalchemy import (
 from starlette.responses import Response
 
 from app import models as m
-from app.countries import CountryPublic, country_index, engine_of, resolve, with_countries
+from app.countries import CountryPublic, country_index, engine_of, resolve
 from app.db import generic_plans, reading
 from app.facts import organizations, routes, trade, treaties, visits
 from app.facts.routes import RoutePublic
@@ -247,8 +247,7 @@ def _dossier(connection: Connection, a: str, b: str, whole: bool) -> Reading[Rec
         "routes": route_list,
     }
     if not whole:
-        engine = connection.engine
-        dossier["visits"] = [with_countries(engine, v, ["guest", "host"]) for v in visit_list]
+        dossier["visits"] = yield from visits.present_reading(connection, visit_list, named=False)
         return dossier
     cited = sorted(set(_cited(dossier)))
     dossier["visits"], dossier["sources"] = yield from together(

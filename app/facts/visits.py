@@ -64,18 +64,25 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return run(connection, present_reading(connection, records))
 
 
-def present_reading(connection: Connection, records: list[Record]) -> Reading[list[Record]]:
-    """Visits as the API shows them: countries as objects, participants named (one query)."""
+def present_reading(
+    connection: Connection, records: list[Record], *, named: bool = True
+) -> Reading[list[Record]]:
+    """Visits as the API shows them: countries as objects, participants named (one query;
+    ``named=False``: none, the participants left as ids, for the timeline)."""
     engine = connection.engine
-    people = {p["person"] for r in records for p in r["participants"]}
+    people = {p["person"] for r in records for p in r["participants"]} if named else set()
     person_names = yield from names_reading(connection, PERSON.c.id, PERSON.c.name, people)
     out = []
     for record in records:
         visit = with_countries(engine, record, ["guest", "host"])
-        visit["participants"] = [
-            {"person": {"id": p["person"], "name": person_names[p["person"]]}, "role": p["role"]}
-            for p in record["participants"]
-        ]
+        if named:
+            visit["participants"] = [
+                {
+                    "person": {"id": p["person"], "name": person_names[p["person"]]},
+                    "role": p["role"],
+                }
+                for p in record["participants"]
+            ]
         out.append(visit)
     return out
 
