@@ -14,7 +14,7 @@ import base64
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from types import UnionType
@@ -349,8 +349,6 @@ def json_response(data: Any, status_code: int = 200) -> Response:
 CSV_RESPONSE: dict[int | str, dict[str, Any]] = {
     200: {"content": {"text/csv": {"schema": {"type": "string"}}}}
 }
-
-Flattener = Callable[[Mapping[str, Any]], dict[str, str]]
 
 
 @dataclass

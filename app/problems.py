@@ -28,7 +28,6 @@ from starlette.responses import Response
 from app.values import UNKNOWN_COUNTRY
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_SCHEMA_REF = "#/components/schemas/ProblemDetails"
 # A 500 is rendered outside every middleware, so the header that stops browsers from
 # sniffing an error into HTML travels with each problem itself.
 NOSNIFF = {"X-Content-Type-Options": "nosniff"}
@@ -121,11 +120,6 @@ class Conflict(Problem):
 class PreconditionFailed(Problem):
     status = 412
     slug = "precondition-failed"
-
-
-class NotAcceptable(Problem):
-    status = 406
-    slug = "not-acceptable"
 
 
 class ServiceUnavailable(Problem):

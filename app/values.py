@@ -1,4 +1,4 @@
-"""Value types with their validation: partial dates, quantities, money and slugs."""
+"""Value types with their validation: partial dates, numbers, country and currency codes, slugs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,7 @@ from typing import Annotated, Any, Literal
 import pycountry
 from pydantic import (
     AfterValidator,
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     GetCoreSchemaHandler,
     GetJsonSchemaHandler,
@@ -163,26 +161,6 @@ def plain_number(value: float | int) -> float | int:
 
 
 Number = Annotated[float | int, AfterValidator(plain_number)]
-
-
-class Quantity(BaseModel):
-    """A measured amount with its unit, flagged when the source hedges ("about")."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    value: Number = Field(allow_inf_nan=False, examples=[6000000])
-    unit: str = Field(min_length=1, max_length=40, examples=["t/year"])
-    approximate: bool = False
-
-
-class Money(BaseModel):
-    """An amount of money in whole units of an ISO 4217 currency."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    value: int = Field(ge=0, le=10**18, examples=[332200000])
-    currency: CurrencyCode
-    approximate: bool = False
 
 
 def lookup_country(code: str) -> Any | None:
