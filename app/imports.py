@@ -467,7 +467,7 @@ import would, and writes nothing.
             "description": "The import was written (or, for a dry run, would be).",
             "content": {"application/json": {"example": REPORT_EXAMPLE}},
         },
-        **problem_responses(401, 403, 413, 415, 422),
+        **problem_responses(401, 403, 415, 422),
     },
     openapi_extra={
         "requestBody": {

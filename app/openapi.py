@@ -171,6 +171,21 @@ def with_write_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> No
                 annotate(spec, content["application/json"].get("schema", {}), answer)
 
 
+def with_body_limits(spec: dict[str, Any]) -> dict[str, Any]:
+    """Every operation that takes a body can answer 413: :mod:`app.guard` counts the bytes
+    that arrive, before authentication or parsing."""
+    too_large = {
+        "description": "Content Too Large: the body is over this operation's limit "
+        "(`DYAD_MAX_BODY_BYTES`; for imports, `DYAD_MAX_IMPORT_BYTES`).",
+        "content": problem_responses(413)[413]["content"],
+    }
+    for item in spec["paths"].values():
+        for operation in item.values():
+            if "requestBody" in operation:
+                operation.setdefault("responses", {}).setdefault("413", too_large)
+    return spec
+
+
 def with_rate_limits(spec: dict[str, Any]) -> dict[str, Any]:
     """Every limited operation can answer 429, and every answer carries the budget headers."""
     headers = {
@@ -213,7 +228,8 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
-            app.openapi_schema = with_examples(with_rate_limits(spec), load_examples())
+            spec = with_rate_limits(with_body_limits(spec))
+            app.openapi_schema = with_examples(spec, load_examples())
         return app.openapi_schema
 
     app.openapi = openapi  # type: ignore[method-assign]

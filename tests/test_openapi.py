@@ -61,7 +61,11 @@ WRITE_CONFIG = (
 [[operations]]
 include-method-regex = "^(POST|PATCH|DELETE)$"
 checks.positive_data_acceptance.expected-statuses = [
-    "2xx", "3xx", "401", "403", "404", "409", "412", "422", "429", "5xx",
+    "2xx", "3xx", "401", "403", "404", "409", "412", "413", "422", "429", "5xx",
+]
+# Schemathesis' default rejections, and 413: a body over the limit is refused unread.
+checks.negative_data_rejection.expected-statuses = [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx",
 ]
 """
     + CURSOR_RULE
@@ -166,6 +170,16 @@ def test_problem_responses_are_declared(openapi: dict[str, Any]) -> None:
     assert {"getting": "/v1/relations/{a}/{b}"} and "404" in (
         openapi["paths"]["/v1/relations/{a}/{b}"]["get"]["responses"]
     )
+
+
+def test_every_body_may_be_too_large(openapi: dict[str, Any]) -> None:
+    """A body over the limit is a 413 wherever a body is taken (the fuzzing found creates
+    that answered an undeclared 413), and only there."""
+    for path, method, op in operations(openapi):
+        declared = "413" in op["responses"]
+        assert declared == ("requestBody" in op), f"{method.upper()} {path}"
+        if declared:
+            assert "application/problem+json" in op["responses"]["413"]["content"]
 
 
 def test_well_known_operation_ids(openapi: dict[str, Any]) -> None:
