@@ -18,6 +18,7 @@ from app.values import UNKNOWN_COUNTRY, CountryCode, PartialDate, Slug
 
 PARTIAL_DATE = TypeAdapter(PartialDate)
 VALID_FORM = re.compile(r"\d{4}(-\d{2}(-\d{2})?)?", re.ASCII)
+SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 @st.composite
@@ -461,7 +462,8 @@ def test_any_number_is_a_trade_value_exactly_when_whole_and_in_range(value: floa
 def test_any_number_and_unit_is_a_figure_exactly_when_finite_and_named(
     value: float, unit: str
 ) -> None:
-    valid = math.isfinite(value) and 1 <= len(unit.strip()) <= 40
+    named = 1 <= len(unit.strip()) <= 40 and not SURROGATE.search(unit)  # no UTF-8 for those
+    valid = math.isfinite(value) and named
     try:
         record = figure(value=value, unit=unit)
     except ValidationError:
