@@ -189,6 +189,7 @@ class Entry:
     body: bytes
     etag: str
     route: Any  # the route that made the answer, for the metrics of the answers repeating it
+    size: int  # the bytes it holds: its body and headers
 
 
 NEGOTIATED = (b"accept", b"accept-language")
@@ -236,12 +237,22 @@ class RevisionWatch:
 
 
 class ResponseCache:
-    """An LRU of answers, each valid only at the revision it was made at."""
+    """An LRU of answers, each valid only at the revision it was made at, bounded both in
+    entries and in the bytes they hold (10,000 answers of up to 2 MB each would be 20 GB:
+    a crawl of distinct large pages must not grow the process without end)."""
 
-    def __init__(self, app: ASGIApp, watch: RevisionWatch, max_entries: int = 10_000) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        watch: RevisionWatch,
+        max_entries: int = 10_000,
+        max_bytes: int = 256 * 2**20,
+    ) -> None:
         self.app = app
         self.watch = watch
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.size = 0  # the bytes of every entry
         self.entries: OrderedDict[tuple[str, ...], Entry] = OrderedDict()
         self.hits = 0
         self.lock = threading.Lock()
@@ -318,8 +329,13 @@ class ResponseCache:
         etag = dict(headers).get(b"etag", b"").decode()
         if not etag or key[0] == "HEAD":
             return
+        size = len(body) + sum(len(name) + len(value) for name, value in headers)
+        if size > self.max_bytes:
+            return
         with self.lock:
-            self.entries[key] = Entry(revision, headers, body, etag, route)
-            self.entries.move_to_end(key)
-            while len(self.entries) > self.max_entries:
-                self.entries.popitem(last=False)
+            replaced = self.entries.pop(key, None)
+            self.size += size - (replaced.size if replaced else 0)
+            self.entries[key] = Entry(revision, headers, body, etag, route, size)
+            while len(self.entries) > self.max_entries or self.size > self.max_bytes:
+                _, dropped = self.entries.popitem(last=False)
+                self.size -= dropped.size

@@ -105,7 +105,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(ETagMiddleware, max_age=settings.cache_max_age)
     if settings.cache_enabled:
         app.add_middleware(
-            ResponseCache, watch=app.state.revision, max_entries=settings.cache_max_entries
+            ResponseCache,
+            watch=app.state.revision,
+            max_entries=settings.cache_max_entries,
+            max_bytes=settings.cache_max_bytes,
         )
     if settings.throttles_bad_keys:
         app.add_middleware(BadKeyThrottle, settings=settings, counter=counter)

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default=True, description="Answer repeated GETs from memory until the data changes."
     )
     cache_max_entries: int = Field(default=10_000, ge=1)
+    cache_max_bytes: int = Field(
+        default=256 * 2**20,
+        ge=0,
+        description="Memory the cached answers may hold, bodies and headers (256 MiB); the "
+        "least recently used go first.",
+    )
     redis_url: str | None = Field(
         default=None, description="Redis shared by every worker for rate limits (redis://...)."
     )

@@ -133,6 +133,47 @@ def test_the_cache_can_be_switched_off(seeded_url: str) -> None:
         assert app.state.revision.source is None
 
 
+def _runs_sql(client: TestClient, path: str) -> bool:
+    """Whether answering ``path`` ran a statement (a repeat from the cache runs none)."""
+    app: Any = client.app
+    statements = Statements(app.state.engine)
+    try:
+        ok(client.get(path))
+    finally:
+        statements.close()
+    return statements.count > 0
+
+
+def _entry_size(response: Any) -> int:
+    """The bytes the cache counts for an answer: its body and its headers as sent."""
+    headers = response.headers.raw
+    return len(response.content) + sum(len(name) + len(value) for name, value in headers)
+
+
+DOSSIER, TREATIES = "/v1/relations/KZ/AZ", "/v1/treaties"
+
+
+def test_the_cache_holds_no_more_bytes_than_it_may(seeded_url: str) -> None:
+    """The least recently used answers go once the cached bytes pass ``cache_max_bytes``;
+    an answer larger than all of it is not kept (and evicts nothing)."""
+    with make_client(seeded_url, cache_enabled=False) as client:
+        dossier, treaties = _entry_size(client.get(DOSSIER)), _entry_size(client.get(TREATIES))
+    budget = dossier + treaties  # room for both, exactly
+    with make_client(seeded_url, cache_enabled=True, cache_max_bytes=budget) as client:
+        for path in (DOSSIER, TREATIES):
+            assert _runs_sql(client, path)
+        assert not _runs_sql(client, DOSSIER) and not _runs_sql(client, TREATIES)
+    with make_client(seeded_url, cache_enabled=True, cache_max_bytes=budget - 1) as client:
+        for path in (DOSSIER, TREATIES):  # the treaties push the dossier out
+            assert _runs_sql(client, path)
+        assert not _runs_sql(client, TREATIES)
+        assert _runs_sql(client, DOSSIER)
+    with make_client(seeded_url, cache_enabled=True, cache_max_bytes=treaties) as client:
+        assert _runs_sql(client, TREATIES)
+        assert _runs_sql(client, DOSSIER) and _runs_sql(client, DOSSIER)  # too large to keep
+        assert not _runs_sql(client, TREATIES)  # and it pushed nothing out
+
+
 def test_the_sqlite_revision_asks_once_for_the_requests_queued_when_it_asked(
     tmp_path: Path,
 ) -> None:
