@@ -1,7 +1,8 @@
 """Rate limits per client: in-process by default, shared through Redis across workers.
 
-A client is its API key when it sends one (a hash of the header, never the key itself),
-otherwise its IP address. Each client has a one-minute sliding window for reads and a
+A client is its API key when it sends a valid one (a hash of the header, never the key
+itself), otherwise its IP address: a made-up key must not buy a fresh budget (see
+:class:`KnownKeys`). Each client has a one-minute sliding window for reads and a
 stricter one for writes: the count of the current minute plus the previous minute's count,
 weighted by how much of it still lies within the last 60 seconds (Cloudflare's sliding-window
 estimate). Unlike a fixed window it does not reset to zero on the minute, so
@@ -25,9 +26,12 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import redis.asyncio as aioredis
+from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api_keys import authenticate
 from app.problems import problem_response
 from app.settings import Settings
 
@@ -127,12 +131,45 @@ class RedisCounter:
         await self.redis.aclose()
 
 
-def client_id(scope: Scope) -> str:
-    for name, value in scope.get("headers", []):
-        if name == b"authorization":
-            return "key:" + hashlib.sha256(value).hexdigest()[:32]
-    client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+class KnownKeys:
+    """Which ``Authorization`` headers carry a valid key, each remembered for a minute.
+
+    Reads look at no key, so a request that sent any header at all once had a budget of
+    its own: a new made-up key on every request was never limited. Now a key counts as
+    the client only once :func:`app.api_keys.authenticate` accepts it (off the event loop;
+    a valid key is looked up again after :attr:`TTL` seconds). Any other header is counted
+    under its address, which so pays for the lookup of each made-up key.
+    """
+
+    TTL = 60.0
+    MAX = 10_000  # remembered keys; all are forgotten at once past this
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.until: dict[str, float] = {}  # a header's digest: until when it is known valid
+
+    async def valid(self, header: bytes, digest: str) -> bool:
+        now = time.monotonic()
+        if self.until.get(digest, 0.0) > now:
+            return True
+        try:
+            await run_in_threadpool(authenticate, self.engine, header.decode("latin-1"))
+        except Exception:  # refused, or the database cannot tell: counted by its address
+            return False
+        if len(self.until) >= self.MAX:
+            self.until.clear()
+        self.until[digest] = now + self.TTL
+        return True
+
+    async def client_id(self, scope: Scope) -> str:
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                digest = hashlib.sha256(value).hexdigest()[:32]
+                if await self.valid(value, digest):
+                    return "key:" + digest
+                break
+        client = scope.get("client")
+        return "ip:" + (client[0] if client else "unknown")
 
 
 def make_counter(settings: Settings) -> Counter:
@@ -149,11 +186,12 @@ def _minute() -> tuple[int, float]:
 
 
 class RateLimitMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings, counter: Counter) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, counter: Counter, engine: Engine) -> None:
         self.app = app
         self.reads = settings.rate_limit_reads
         self.writes = settings.rate_limit_writes
         self.counter = counter
+        self.keys = KnownKeys(engine)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in UNLIMITED_PATHS:
@@ -162,7 +200,7 @@ class RateLimitMiddleware:
         reading = scope["method"] in READ_METHODS
         limit = self.reads if reading else self.writes
         window, elapsed = _minute()
-        key = f"{'r' if reading else 'w'}:{client_id(scope)}"
+        key = f"{'r' if reading else 'w'}:{await self.keys.client_id(scope)}"
         usage = Usage(*await self.counter.hit(key, window), elapsed)
         headers = {
             "RateLimit-Limit": str(limit),

@@ -114,7 +114,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(BadKeyThrottle, settings=settings, counter=counter)
     app.add_middleware(RequestGuard, settings=settings)
     if settings.rate_limit_enabled:
-        app.add_middleware(RateLimitMiddleware, settings=settings, counter=counter)
+        app.add_middleware(RateLimitMiddleware, settings=settings, counter=counter, engine=engine)
     app.add_middleware(
         Cors,
         allow_origins=settings.cors_origins,

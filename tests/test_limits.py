@@ -8,7 +8,8 @@ from fastapi.testclient import TestClient
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from app import limits
+from app import api_keys, limits
+from app.db import create_db_engine
 
 
 def limited(url: str, **overrides: object) -> TestClient:
@@ -36,12 +37,45 @@ def test_over_the_limit_is_a_429_problem(shared_seeded_url: str) -> None:
         assert client.get("/healthz").status_code == 200  # operations are never limited
 
 
-def test_clients_are_counted_apart(shared_seeded_url: str) -> None:
-    with limited(shared_seeded_url, rate_limit_reads=1) as client:
+def _key(url: str, scope: api_keys.Scope = "write") -> dict[str, str]:
+    engine = create_db_engine(url)
+    try:
+        secret, _ = api_keys.create_key(engine, "limits", scope)
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def test_clients_are_counted_apart(seeded_url: str) -> None:
+    """A valid key is a client of its own, apart from its address, for reads and writes."""
+    key = _key(seeded_url)
+    with limited(seeded_url, rate_limit_reads=1, rate_limit_writes=1) as client:
         assert client.get("/v1/countries/KZ").status_code == 200
         assert client.get("/v1/countries/KZ").status_code == 429
-        other = {"Authorization": "Bearer dyad_" + "x" * 43}
-        assert client.get("/v1/countries/KZ", headers=other).status_code == 200
+        assert client.get("/v1/countries/KZ", headers=key).status_code == 200
+        assert client.get("/v1/countries/KZ", headers=key).status_code == 429
+        assert client.delete("/v1/treaties/nothing").status_code != 429
+        assert client.delete("/v1/treaties/nothing", headers=key).status_code == 404
+
+
+def test_a_made_up_key_buys_no_budget_of_its_own(seeded_url: str) -> None:
+    """Reads look at no key: a new invented key on every request must still be counted
+    under the address, as must a revoked key and anything else that is not a valid key."""
+    revoked = _key(seeded_url)
+    engine = create_db_engine(seeded_url)
+    try:
+        assert api_keys.revoke_key(engine, api_keys.list_keys(engine)[0].id)
+    finally:
+        engine.dispose()
+    with limited(seeded_url, rate_limit_reads=3, rate_limit_writes=2) as client:
+        made_up = [{"Authorization": f"Bearer dyad_{n:043d}"} for n in range(3)]
+        for headers in made_up:
+            assert client.get("/v1/countries/KZ", headers=headers).status_code == 200
+        for headers in (revoked, {"Authorization": "Basic x"}, made_up[0], {}):
+            assert client.get("/v1/countries/KZ", headers=headers).status_code == 429
+        for n in range(2):  # a write with a made-up key is refused, and counted too
+            assert client.delete("/v1/treaties/x", headers=made_up[n]).status_code == 401
+        assert client.delete("/v1/treaties/x", headers=made_up[2]).status_code == 429
 
 
 def test_writes_have_their_own_stricter_budget(shared_seeded_url: str) -> None:
