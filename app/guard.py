@@ -1,26 +1,30 @@
-"""What every request and answer must pass: methods, body size, security headers.
+"""What every request and answer must pass: methods, body size, query parameters, security
+headers.
 
 :class:`RequestGuard` refuses, before routing, authentication or parsing: a method no route
 speaks (``TRACE``, ``FOO``: ``405``) and a body over the limit of its route (``413``). The
 size is checked on ``Content-Length`` when there is one and, in any case, on the bytes
 actually received, so a chunked body cannot slip past. A key refused before the body was read
 (``401``, ``403``) does not hide a body over the limit: the rest of it is read and counted
-first, so that the answer is the ``413``. :class:`SecurityHeaders` stamps every answer, cached
-ones and ``304`` included.
+first, so that the answer is the ``413``. :func:`known_query_parameters` refuses a query
+parameter the operation does not take (``422``). :class:`SecurityHeaders` stamps every
+answer, cached ones and ``304`` included.
 """
 
 from __future__ import annotations
 
 import contextlib
 
-from fastapi.routing import iter_route_contexts
+from fastapi import Request
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.datastructures import Headers
 from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api_keys import URL_KEY_PARAMS
 from app.limits import READ_METHODS
-from app.problems import problem_response
+from app.problems import InvalidInput, problem_response
 from app.settings import Settings
 
 IMPORTS_PATH = "/v1/imports"
@@ -43,6 +47,47 @@ def route_path(scope: Scope) -> str:
     path: str = scope["path"]
     root: str = scope.get("root_path", "")
     return path[len(root) :] if root and path.startswith(root) else path
+
+
+_TAKES: dict[str, frozenset[str]] = {}  # by the operation's unique id, the same in every app
+MAX_NAMED = 10  # unknown parameters named in a refusal
+
+
+def query_parameters(route: APIRoute) -> frozenset[str]:
+    """The query parameters an operation takes, its dependencies' included."""
+    takes = _TAKES.get(route.unique_id)
+    if takes is None:
+        names: set[str] = set()
+        dependants = [route.dependant]
+        while dependants:
+            dependant = dependants.pop()
+            names.update(field.alias for field in dependant.query_params)
+            dependants.extend(dependant.dependencies)
+        takes = _TAKES[route.unique_id] = frozenset(names)
+    return takes
+
+
+async def known_query_parameters(request: Request) -> None:
+    """A query parameter the operation does not take is a ``422`` naming the ones it does.
+
+    Ignored, a misspelt or guessed filter answers as if it were not there: ``?year=2021``
+    on the trade list (which takes ``year_from`` and ``year_to``) gave every year. Write
+    bodies refuse unknown fields for the same reason. Keys in the URL are left to the
+    write's own refusal (``401``), which says where a key goes instead."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not route.path.startswith("/v1/"):
+        return
+    takes = query_parameters(route)
+    unknown = sorted(set(request.query_params) - takes - URL_KEY_PARAMS)
+    if not unknown:
+        return
+    named = [name[:40] for name in unknown[:MAX_NAMED]]
+    accepted = ", ".join(f"`{name}`" for name in sorted(takes))
+    takes_text = f"takes: {accepted}" if accepted else "takes no query parameter"
+    raise InvalidInput(
+        f"Unknown query parameter(s): {', '.join(named)}. This operation {takes_text}.",
+        errors=[{"param": name, "message": "not a parameter of this operation"} for name in named],
+    )
 
 
 class BodyTooLarge(Exception):

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from functools import cache
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from app import (
     changes,
@@ -35,7 +35,7 @@ from app.facts import (
     treaties,
     visits,
 )
-from app.guard import Cors, RequestGuard, SecurityHeaders
+from app.guard import Cors, RequestGuard, SecurityHeaders, known_query_parameters
 from app.limits import BadKeyThrottle, RateLimitMiddleware, RedisCounter, make_counter
 from app.migrate import head_revision
 from app.problems import install_problem_handlers
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         telemetry={"tracing": False, "metrics": False, "logs": False},
         docs_url=None,
         redoc_url=None,
+        dependencies=[Depends(known_query_parameters)],
     )
     app.state.settings = settings
     app.state.engine = engine

@@ -171,18 +171,28 @@ def with_write_examples(spec: dict[str, Any], examples: Mapping[str, Any]) -> No
                 annotate(spec, content["application/json"].get("schema", {}), answer)
 
 
-def with_body_limits(spec: dict[str, Any]) -> dict[str, Any]:
-    """Every operation that takes a body can answer 413: :mod:`app.guard` counts the bytes
-    that arrive, before authentication or parsing."""
+def with_refusals(spec: dict[str, Any]) -> dict[str, Any]:
+    """The refusals of :mod:`app.guard`, which no route declares itself: every operation
+    that takes a body can answer 413 (the bytes that arrive are counted before
+    authentication or parsing), and every ``/v1`` operation 422 (a query parameter it does
+    not take)."""
+    content = problem_responses(413)[413]["content"]
     too_large = {
         "description": "Content Too Large: the body is over this operation's limit "
         "(`DYAD_MAX_BODY_BYTES`; for imports, `DYAD_MAX_IMPORT_BYTES`).",
-        "content": problem_responses(413)[413]["content"],
+        "content": content,
     }
-    for item in spec["paths"].values():
+    unknown = {
+        "description": "Unprocessable Entity: a query parameter this operation does not take.",
+        "content": content,
+    }
+    for path, item in spec["paths"].items():
         for operation in item.values():
+            responses = operation.setdefault("responses", {})
             if "requestBody" in operation:
-                operation.setdefault("responses", {}).setdefault("413", too_large)
+                responses.setdefault("413", too_large)
+            if path.startswith("/v1/"):
+                responses.setdefault("422", unknown)
     return spec
 
 
@@ -228,7 +238,7 @@ def install_openapi(app: FastAPI) -> None:
                 tags=app.openapi_tags,
                 servers=app.servers,
             )
-            spec = with_rate_limits(with_body_limits(spec))
+            spec = with_rate_limits(with_refusals(spec))
             app.openapi_schema = with_examples(spec, load_examples())
         return app.openapi_schema
 
