@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from sqlalchemy import Engine, Integer, column, text
 from sqlalchemy.exc import OperationalError
 
-from app import api_keys
+from app import api_keys, problems
 from app.db import create_db_engine, fetch_all, is_sqlite, write_transaction
 from app.guard import query_parameters
 from app.settings import PROJECT_ROOT, Settings
@@ -274,6 +274,38 @@ def test_any_parameter_but_the_declared_ones_is_refused(
         assert body["errors"] == [
             {"param": name[:40], "message": "not a parameter of this operation"}
         ]
+
+
+def test_a_refusal_names_what_is_accepted(client: TestClient) -> None:
+    """A value outside a choice or a sort names the alternatives, not a regular expression,
+    and the detail says each problem, not only where it is."""
+    body = problem(client.get("/v1/trade", params={"sort": "-nothing,year"}), 422)
+    [error] = body["errors"]
+    assert error["param"] == "sort" and "fields among flow, id, value, year" in error["message"]
+    assert "^" not in error["message"] and error["message"] in body["detail"]
+    body = problem(client.get("/v1/countries/KZ", params={"lang": "xx_YY"}), 422)
+    assert re.fullmatch(
+        r"'xx_YY' is not one of: ab, ace, .*, … \(\d+ in all\)", body["errors"][0]["message"]
+    )
+    body = problem(
+        client.get("/v1/trade", params={"limit": 0, "offset": -1, "flow": "x", "year_from": 1}), 422
+    )
+    assert len(body["errors"]) == 4 and body["detail"].endswith("; and 1 more.")
+
+
+@given(
+    st.lists(
+        st.from_regex(r"[a-z][a-z_]{0,11}(@[a-z]{1,5})?", fullmatch=True),
+        min_size=1,
+        max_size=40,
+        unique=True,
+    )
+)
+def test_the_alternatives_of_a_pattern_are_read_back(words: list[str]) -> None:
+    choice = "|".join(re.escape(word) for word in words)
+    assert problems._alternatives(f"^({choice})$") == words
+    assert problems._alternatives(rf"^[-+]?({choice})(,[-+]?({choice}))*$") == words
+    assert problems._alternatives(rf"^[a-z]({choice})$") is None  # not a plain choice
 
 
 def test_a_nul_character_finds_nothing_on_every_engine(seeded_url: str) -> None:
