@@ -32,6 +32,7 @@ from sqlalchemy.engine import make_url
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.etags import matches
+from app.pagination import accepts_csv
 
 CACHEABLE_PREFIX = "/v1/"
 MAX_BODY = 2_000_000
@@ -192,21 +193,20 @@ class Entry:
     size: int  # the bytes it holds: its body and headers
 
 
-NEGOTIATED = (b"accept", b"accept-language")
-
-
 def _negotiation(scope: Scope) -> tuple[str, str | None]:
-    """What the answer's representation depends on (``Accept``, ``Accept-Language``), and
-    ``If-None-Match``: one pass over the raw headers, on the path of every cached answer."""
-    wanted: dict[bytes, str] = {}
+    """The representation ``Accept`` asks for (CSV or JSON, as a list decides it: nothing
+    else varies by a request header, and keying by the header itself kept one copy per
+    browser's wording), and ``If-None-Match``: one pass over the raw headers, on the path
+    of every cached answer."""
+    accept: str | None = None  # the first, as Starlette's request.headers gives it
     etags = None
     for name, value in scope["headers"]:
         name = name.lower()
-        if name in NEGOTIATED:
-            wanted.setdefault(name, value.decode("latin-1"))
+        if name == b"accept" and accept is None:
+            accept = value.decode("latin-1")
         elif name == b"if-none-match" and etags is None:
             etags = value.decode("latin-1")
-    return wanted.get(b"accept", "") + "|" + wanted.get(b"accept-language", ""), etags
+    return ("csv" if accepts_csv(accept or "") else "json"), etags
 
 
 class RevisionWatch:
@@ -309,8 +309,12 @@ class ResponseCache:
 
         async def wrapped(message: Message) -> None:
             nonlocal start, size
-            if message["type"] == "http.response.start":
-                start = message if message["status"] == 200 else None
+            if message["type"] == "http.response.start" and message["status"] == 200:
+                # A copy: the middlewares outside change the message's headers as it passes
+                # (CORS for this request's origin) and the stored answer must not keep them.
+                start = {**message, "headers": list(message.get("headers", []))}
+            elif message["type"] == "http.response.start":
+                start = None
             elif start is not None and message["type"] == "http.response.body":
                 chunks.append(message.get("body", b""))
                 size += len(chunks[-1])

@@ -223,11 +223,16 @@ def text_pattern(q: str) -> str:
     return f"%{needle}%"
 
 
+def accepts_csv(accept: str) -> bool:
+    """Whether an ``Accept`` header puts CSV before JSON: what a list without ``format``
+    answers in (and so what the response cache keys a list's answers by)."""
+    return "text/csv" in accept and "application/json" not in accept.split("text/csv")[0]
+
+
 def wants_csv(request: Request, params: PageParams) -> bool:
     if params.format is not None:
         return params.format == "csv"
-    accept = request.headers.get("accept", "")
-    return "text/csv" in accept and "application/json" not in accept.split("text/csv")[0]
+    return accepts_csv(request.headers.get("accept", ""))
 
 
 IDENTITY_KEYS = ("iso3", "source", "id")
@@ -332,7 +337,8 @@ def page_response(
     if params.offset > 0:
         prev = str(url.include_query_params(offset=max(0, params.offset - params.limit)))
         links.append(f'<{prev}>; rel="prev"')
-    headers = {"Link": ", ".join(links)} if links else {}
+    # The same URL answers CSV or JSON by Accept: a shared cache must keep them apart.
+    headers = {"Link": ", ".join(links), "Vary": "Accept"} if links else {"Vary": "Accept"}
     if wants_csv(request, params):
         if columns is None and not items:
             columns = _route_columns(request)

@@ -17,7 +17,7 @@ from conftest import SEED, make_client, ok
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, event, text
 
-from app.cache import PostgresRevision, SQLiteRevision, revision_source
+from app.cache import PostgresRevision, ResponseCache, SQLiteRevision, revision_source
 from app.db import create_db_engine
 
 
@@ -110,11 +110,43 @@ def test_cached_answers_are_counted_under_their_route(shared_seeded_url: str) ->
     assert 'route="unmatched"' not in text
 
 
+def test_a_cached_answer_keeps_no_other_requests_cors_headers(shared_seeded_url: str) -> None:
+    """What CORS adds for one request's origin is not stored with the answer: with listed
+    origins, the next request (from no origin, or another) must not be told the first's."""
+    listed = ["https://a.example", "https://b.example"]
+    with make_client(shared_seeded_url, cache_enabled=True, cors_origins=listed) as client:
+        path = "/v1/countries/AZ"
+        first = client.get(path, headers={"Origin": listed[0]})
+        assert first.headers["access-control-allow-origin"] == listed[0]
+        assert "access-control-allow-origin" not in client.get(path).headers
+        other = client.get(path, headers={"Origin": listed[1]})
+        assert other.headers["access-control-allow-origin"] == listed[1]
+        assert "access-control-allow-origin" not in client.get(path).headers
+
+
+def test_one_entry_serves_every_wording_of_the_same_representation(seeded_url: str) -> None:
+    """Answers are kept by what they are (CSV or JSON), not by how a client words Accept
+    or which languages it prefers: a browser's Accept shares the JSON answer. A list says
+    Vary: Accept, so that a shared cache keeps the CSV and the JSON of a URL apart too."""
+    csv, browser = "text/csv", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+    with make_client(seeded_url, cache_enabled=True) as client:
+        as_json = client.get("/v1/treaties")
+        assert as_json.headers["vary"] == "Accept, Origin"
+        for headers in ({"Accept": browser}, {"Accept-Language": "de-CH,de;q=0.9"}, {}):
+            assert not _runs_sql(client, "/v1/treaties", headers)
+        assert _runs_sql(client, "/v1/treaties", {"Accept": csv})
+        assert not _runs_sql(client, "/v1/treaties", {"Accept": f"{csv}, application/json"})
+        as_csv = client.get("/v1/treaties", headers={"Accept": csv})
+        assert as_csv.headers["content-type"].startswith("text/csv")
+        assert as_csv.headers["vary"] == "Accept, Origin"
+        assert client.get("/v1/treaties", headers={"Accept": browser}).content == as_json.content
+
+
 def test_cors_on_cached_answers(shared_seeded_url: str) -> None:
     with make_client(shared_seeded_url, cache_enabled=True) as client:
         for origin in ({}, {"Origin": "https://example.org"}, {}, {"Origin": "https://a.example"}):
             response = client.get("/v1/countries/KZ", headers=origin)
-            assert response.headers["vary"].split(", ")[-1] == "Origin"
+            assert response.headers["vary"] == "Origin"  # once, cached or not
             assert response.headers["x-content-type-options"] == "nosniff"
             allowed = response.headers.get("access-control-allow-origin")
             assert allowed == ("*" if origin else None)
@@ -133,21 +165,31 @@ def test_the_cache_can_be_switched_off(seeded_url: str) -> None:
         assert app.state.revision.source is None
 
 
-def _runs_sql(client: TestClient, path: str) -> bool:
+def _runs_sql(client: TestClient, path: str, headers: dict[str, str] | None = None) -> bool:
     """Whether answering ``path`` ran a statement (a repeat from the cache runs none)."""
     app: Any = client.app
     statements = Statements(app.state.engine)
     try:
-        ok(client.get(path))
+        assert client.get(path, headers=headers).status_code == 200
     finally:
         statements.close()
     return statements.count > 0
 
 
-def _entry_size(response: Any) -> int:
-    """The bytes the cache counts for an answer: its body and its headers as sent."""
-    headers = response.headers.raw
-    return len(response.content) + sum(len(name) + len(value) for name, value in headers)
+def _sizes(url: str, *paths: str) -> list[int]:
+    """The bytes the response cache counts for each answer (its body and the headers it
+    keeps), read from the cache itself after asking for each path once."""
+    sizes = []
+    with make_client(url, cache_enabled=True) as client:
+        app: Any = client.app
+        cache = app.middleware_stack
+        while not isinstance(cache, ResponseCache):
+            cache = cache.app
+        for path in paths:
+            before = cache.size
+            assert _runs_sql(client, path)
+            sizes.append(cache.size - before)
+    return sizes
 
 
 DOSSIER, TREATIES = "/v1/relations/KZ/AZ", "/v1/treaties"
@@ -156,8 +198,7 @@ DOSSIER, TREATIES = "/v1/relations/KZ/AZ", "/v1/treaties"
 def test_the_cache_holds_no_more_bytes_than_it_may(seeded_url: str) -> None:
     """The least recently used answers go once the cached bytes pass ``cache_max_bytes``;
     an answer larger than all of it is not kept (and evicts nothing)."""
-    with make_client(seeded_url, cache_enabled=False) as client:
-        dossier, treaties = _entry_size(client.get(DOSSIER)), _entry_size(client.get(TREATIES))
+    dossier, treaties = _sizes(seeded_url, DOSSIER, TREATIES)
     budget = dossier + treaties  # room for both, exactly
     with make_client(seeded_url, cache_enabled=True, cache_max_bytes=budget) as client:
         for path in (DOSSIER, TREATIES):
