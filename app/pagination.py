@@ -338,7 +338,9 @@ def page_response(
         prev = str(url.include_query_params(offset=max(0, params.offset - params.limit)))
         links.append(f'<{prev}>; rel="prev"')
     # The same URL answers CSV or JSON by Accept: a shared cache must keep them apart.
-    headers = {"Link": ", ".join(links), "Vary": "Accept"} if links else {"Vary": "Accept"}
+    headers = {"Vary": "Accept"}
+    if links:
+        headers["Link"] = ", ".join(links)
     if wants_csv(request, params):
         if columns is None and not items:
             columns = _route_columns(request)
