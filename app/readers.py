@@ -95,19 +95,20 @@ def _select(tbl: Table, key: str, fact_type: str | None, by_id: bool, dialect: s
     return query.where(any_of(tbl.c[key], "ids", dialect)) if by_id else query
 
 
-def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id") -> Query:
-    return _select(tbl, key, None, ids is not None, connection.dialect.name), _ids(ids)
-
-
 def _cited(
     connection: Connection,
     tbl: Table,
-    fact_type: str,
+    fact_type: str | None,
     ids: Sequence[str] | None,
     key: str = "id",
 ) -> Query:
-    """Rows joined to their citations: read them with :func:`_with_citations`."""
+    """Rows joined to their citations (read them with :func:`_with_citations`); with no
+    ``fact_type``, the rows alone (see :func:`_rows`)."""
     return _select(tbl, key, fact_type, ids is not None, connection.dialect.name), _ids(ids)
+
+
+def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id") -> Query:
+    return _cited(connection, tbl, None, ids, key)
 
 
 def _with_citations(rows: list[Any]) -> list[tuple[Any, list[Record]]]:
