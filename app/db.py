@@ -19,6 +19,7 @@ are, so that a NUL to be stored is refused (422), never silently changed.
 from __future__ import annotations
 
 import math
+import select as io_select
 import sqlite3
 import time
 from collections import namedtuple
@@ -50,7 +51,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Dialect, make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InvalidatePoolError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from app.settings import Settings, get_settings
@@ -89,7 +90,6 @@ def create_db_engine(
             pool_size=settings.pool_size,
             max_overflow=0,
             pool_timeout=settings.pool_timeout,
-            pool_pre_ping=True,
             pool_recycle=1800,
             hide_parameters=True,
             connect_args=connect_args,
@@ -100,6 +100,7 @@ def create_db_engine(
         if timeout_ms:
             _no_timeout_for_writes(engine)
         event.listen(engine, "before_cursor_execute", _no_nul_in_reads, retval=True)
+        event.listen(engine.pool, "checkout", _refuse_closed_by_server)
         return engine
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
@@ -135,6 +136,23 @@ def create_db_engine(
     if timeout_ms:
         _sqlite_deadlines(engine)
     return engine
+
+
+def _refuse_closed_by_server(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+    """A pooled PostgreSQL connection that the server has closed is not handed out.
+
+    An idle connection's socket has nothing to read, unless the server has since sent its
+    farewell (``terminating connection``) and closed it, as a restart or
+    ``pg_terminate_backend`` does. Polling the socket finds that at no round trip, where
+    SQLAlchemy's ``pool_pre_ping`` cost one on every request. The whole pool is then
+    recycled, as after a failed ping: a server that closed one connection has usually
+    closed them all. (A peer that vanished without closing is not seen here; a ping would
+    wait for it as a statement does.)
+    """
+    poll = io_select.poll()
+    poll.register(dbapi_connection.fileno(), io_select.POLLIN)
+    if poll.poll(0):
+        raise InvalidatePoolError("the server closed this connection")
 
 
 def _no_timeout_for_writes(engine: Engine) -> None:

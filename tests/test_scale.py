@@ -108,7 +108,8 @@ def postgres_url(seeded_url: str, engine_kind: str) -> Iterator[str]:
 
 def test_the_app_survives_a_postgresql_restart(postgres_url: str) -> None:
     """Every connection the pool holds is cut, as a server restart cuts them; the next
-    requests are answered (pool_pre_ping replaces dead connections) without restarting."""
+    requests are answered without restarting: the pool hands out no connection the server
+    has closed (app.db._refuse_closed_by_server)."""
     database = make_url(postgres_url).database
     admin = create_engine(make_url(postgres_url).set(database="postgres"))
     with make_client(postgres_url, cache_enabled=False) as client:
