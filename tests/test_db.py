@@ -15,14 +15,16 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 from conftest import load_into
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Connection, Engine, func, insert, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
-from app import dataset, migrate
+from app import dataset, db, migrate
 from app import models as m
 from app.db import (
     backup_sqlite,
@@ -35,6 +37,7 @@ from app.db import (
 from app.models import table
 from app.readers import Reading, _select, read_collection, together
 from app.resources import names
+from app.settings import Settings
 
 WRITERS = 4
 ROUNDS = 10
@@ -271,3 +274,77 @@ def test_a_batch_of_reads_answers_as_its_statements_one_by_one(seeded_url: str) 
             assert fetch_all(connection, batch) == together_rows
     finally:
         engine.dispose()
+
+
+@pytest.fixture
+def small_pool(engine_kind: str, shared_seeded_url: str) -> Iterator[Engine]:
+    """A PostgreSQL engine whose pool has 2 connections and lets a checkout wait 0.3 s."""
+    if engine_kind != "postgresql":
+        pytest.skip("reads run in threads on PostgreSQL only")
+    settings = Settings(database_url=shared_seeded_url, pool_size=2, pool_timeout=0.3)
+    engine = create_db_engine(shared_seeded_url, settings)
+    yield engine
+    engine.dispose()
+
+
+def test_reads_take_no_more_threads_than_the_pool_has_connections(
+    small_pool: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Eight reads at once on a pool of two: at most two threads wait for or hold a
+    connection at any moment (with anyio's default, eight would), and every read answers."""
+    waiting, most = 0, 0
+    lock = threading.Lock()
+    original = db.read_connection
+
+    @contextmanager
+    def counted(engine: Engine) -> Iterator[Connection]:
+        nonlocal waiting, most
+        with lock:
+            waiting += 1
+            most = max(most, waiting)
+        try:
+            with original(engine) as connection:
+                yield connection
+        finally:
+            with lock:
+                waiting -= 1
+
+    monkeypatch.setattr(db, "read_connection", counted)
+
+    def work(connection: Connection) -> int:
+        time.sleep(0.02)
+        return int(connection.execute(text("SELECT 1")).scalar_one())
+
+    async def burst() -> list[int]:
+        answers: list[int] = []
+
+        async def one() -> None:
+            answers.append(await db.reading(small_pool, work))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(8):
+                group.start_soon(one)
+        return answers
+
+    assert anyio.run(burst) == [1] * 8
+    assert most == 2
+
+
+def test_a_read_waiting_for_a_thread_gives_up_when_the_pool_would(small_pool: Engine) -> None:
+    """Reads queued behind busy connections wait no longer than ``pool_timeout``, then fail
+    as a pool timeout (a 503), as a checkout that waited would."""
+
+    def slow(connection: Connection) -> None:
+        time.sleep(1)
+
+    async def overload() -> float:
+        async with anyio.create_task_group() as group:
+            group.start_soon(db.reading, small_pool, slow)
+            group.start_soon(db.reading, small_pool, slow)
+            await anyio.sleep(0.1)
+            started = time.perf_counter()
+            with pytest.raises(PoolTimeoutError):
+                await db.reading(small_pool, slow)
+            return time.perf_counter() - started
+
+    assert 0.15 < anyio.run(overload) < 0.9
