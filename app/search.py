@@ -20,6 +20,7 @@ import unicodedata
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 import sqlalchemy as sa
@@ -30,7 +31,7 @@ from starlette.responses import Response
 
 from app import models as m
 from app.countries import EngineDep
-from app.db import bulk_insert, read_connection
+from app.db import any_of, bulk_insert, fetch, fetch_all, read_connection
 from app.models import table
 from app.pagination import CSV_RESPONSE, Page, PageParams, order_by, page_response, sorted_page
 from app.problems import InvalidInput, problem_responses
@@ -75,8 +76,8 @@ ENTRY = sa.table(
 DOCUMENT = sa.table(
     "search_document",
     sa.column("rowid"),
-    sa.column("type"),
-    sa.column("id"),
+    sa.column("type", sa.String),
+    sa.column("id", sa.String),
     sa.column("title"),
     sa.column("body"),
     sa.column("tsv"),
@@ -381,72 +382,92 @@ def terms(q: str) -> list[str]:
 class Fts5:
     """SQLite: ``search_document`` MATCH the words, each quoted, the last a prefix query."""
 
-    def __init__(self, words: Sequence[str]) -> None:
-        self.phrase = " ".join(f'"{w}"' for w in words) + "*"
+    @staticmethod
+    def query_text(words: Sequence[str]) -> str:
+        return " ".join(f'"{w}"' for w in words) + "*"
 
-    def match(self) -> ColumnElement[Any]:
-        return FTS.op("MATCH")(sa.bindparam("q", self.phrase))
+    @staticmethod
+    def match() -> ColumnElement[Any]:
+        return FTS.op("MATCH")(sa.bindparam("q", type_=sa.String))
 
-    def matches(self, types: Sequence[str]) -> Select[Any]:
+    @classmethod
+    def matches(cls, typed: bool) -> Select[Any]:
         """The matching documents, their columns read from the content table: read through
         FTS5 they cost a lookup of its own per row, most of the time of a query that many
         documents match (every trade figure, say)."""
         found = select(ENTRY.c.type, ENTRY.c.id, ENTRY.c.title, ENTRY.c.doc)
         found = found.join_from(DOCUMENT, ENTRY, ENTRY.c.doc == DOCUMENT.c.rowid)
-        found = found.where(self.match())
+        found = found.where(cls.match())
         # ``type || ''``: with the type's index usable, SQLite would drive the join from it
         # and probe FTS5 once per document of that type (seconds for every trade figure).
-        return found.where(ENTRY.c.type.concat("").in_(types)) if types else found
+        return found.where(any_of(ENTRY.c.type.concat(""), "types", "sqlite")) if typed else found
 
-    def score(self) -> ColumnElement[Any]:
+    @staticmethod
+    def score() -> ColumnElement[Any]:
         return -sa.func.bm25(FTS, 0.0, 0.0, TITLE_WEIGHT, BODY_WEIGHT)
 
-    def snippets(self, connection: Connection, rows: Sequence[Any]) -> dict[Any, tuple[str, str]]:
-        # ``rowid + 0``: one pass over the matches, the page's rows picked out as it goes.
-        # Given the rowids themselves, FTS5 runs the query again for each one, and a prefix
-        # query matching 100,000 documents took 1.8 ms a row that way.
-        query = select(
+    @classmethod
+    def snippets(cls) -> Select[Any]:
+        """Title and body of the page's documents, ``docs``, each marked where it matched.
+        ``rowid + 0``: one pass over the matches, the page's rows picked out as it goes.
+        Given the rowids themselves, FTS5 runs the query again for each one, and a prefix
+        query matching 100,000 documents took 1.8 ms a row that way."""
+        return select(
             DOCUMENT.c.type,
             DOCUMENT.c.id,
             sa.func.highlight(FTS, 2, MARK, UNMARK),
             sa.func.snippet(FTS, 3, MARK, UNMARK, "…", SNIPPET_WORDS),
-        ).where(self.match(), (DOCUMENT.c.rowid + 0).in_([row.doc for row in rows]))
-        return {(t, i): (title, body) for t, i, title, body in connection.execute(query)}
+            sa.literal_column("''").label("body"),  # as PostgreSQL's fifth column
+        ).where(cls.match(), any_of(DOCUMENT.c.rowid + 0, "docs", "sqlite"))
+
+    @staticmethod
+    def snippet_params(rows: Sequence[Any]) -> dict[str, Any]:
+        return {"docs": [row.doc for row in rows]}
 
 
 class Tsvector:
     """PostgreSQL: ``tsv @@ to_tsquery('simple', 'w1' & 'w2':*)``, the words quoted."""
 
-    def __init__(self, words: Sequence[str]) -> None:
-        self.expression = " & ".join(f"'{w}'" for w in words) + ":*"
+    @staticmethod
+    def query_text(words: Sequence[str]) -> str:
+        return " & ".join(f"'{w}'" for w in words) + ":*"
 
-    def query(self) -> ColumnElement[Any]:
-        return sa.func.to_tsquery(SIMPLE, sa.bindparam("q", self.expression))
+    @staticmethod
+    def query() -> ColumnElement[Any]:
+        return sa.func.to_tsquery(SIMPLE, sa.bindparam("q", type_=sa.String))
 
-    def match(self) -> ColumnElement[Any]:
-        return DOCUMENT.c.tsv.op("@@")(self.query())
+    @classmethod
+    def match(cls) -> ColumnElement[Any]:
+        return DOCUMENT.c.tsv.op("@@")(cls.query())
 
-    def matches(self, types: Sequence[str]) -> Select[Any]:
-        found = select(DOCUMENT.c.type, DOCUMENT.c.id, DOCUMENT.c.title).where(self.match())
-        return found.where(DOCUMENT.c.type.in_(types)) if types else found
+    @classmethod
+    def matches(cls, typed: bool) -> Select[Any]:
+        found = select(DOCUMENT.c.type, DOCUMENT.c.id, DOCUMENT.c.title).where(cls.match())
+        return found.where(any_of(DOCUMENT.c.type, "types", "postgresql")) if typed else found
 
-    def score(self) -> ColumnElement[Any]:
+    @classmethod
+    def score(cls) -> ColumnElement[Any]:
         # Normalization 1 divides by 1 + log(length): BM25 too favours shorter documents.
-        return sa.func.ts_rank_cd(RANK_WEIGHTS, DOCUMENT.c.tsv, self.query(), 1)
+        return sa.func.ts_rank_cd(RANK_WEIGHTS, DOCUMENT.c.tsv, cls.query(), 1)
 
-    def snippets(self, connection: Connection, rows: Sequence[Any]) -> dict[Any, tuple[str, str]]:
-        key = sa.tuple_(DOCUMENT.c.type, DOCUMENT.c.id)
-        query = select(
+    @classmethod
+    def snippets(cls) -> Select[Any]:
+        """Title and body of the page's documents, found by key: every id of the page under
+        every type of the page (a few more than the page, by the primary key)."""
+        return select(
             DOCUMENT.c.type,
             DOCUMENT.c.id,
-            sa.func.ts_headline(SIMPLE, DOCUMENT.c.title, self.query(), WHOLE),
-            sa.func.ts_headline(SIMPLE, DOCUMENT.c.body, self.query(), HEADLINE),
+            sa.func.ts_headline(SIMPLE, DOCUMENT.c.title, cls.query(), WHOLE),
+            sa.func.ts_headline(SIMPLE, DOCUMENT.c.body, cls.query(), HEADLINE),
             DOCUMENT.c.body,
-        ).where(key.in_([(row.type, row.id) for row in rows]))
-        return {
-            (t, i): (title, _ellipsize(fragment, body))
-            for t, i, title, fragment, body in connection.execute(query)
-        }
+        ).where(
+            any_of(DOCUMENT.c.type, "types", "postgresql"),
+            any_of(DOCUMENT.c.id, "ids", "postgresql"),
+        )
+
+    @staticmethod
+    def snippet_params(rows: Sequence[Any]) -> dict[str, Any]:
+        return {"types": sorted({row.type for row in rows}), "ids": [row.id for row in rows]}
 
 
 def _ellipsize(fragment: str, body: str) -> str:
@@ -467,23 +488,60 @@ def snippet(title: str, fragment: str) -> str:
     return escaped.replace(MARK, "<mark>").replace(UNMARK, "</mark>")
 
 
-def search_documents(
-    connection: Connection, words: Sequence[str], types: Sequence[str], page: PageParams
-) -> tuple[list[Record], int]:
-    """One page of hits, best first, and how many documents match in all."""
-    backend = Fts5(words) if connection.dialect.name == "sqlite" else Tsvector(words)
-    found = backend.matches(types)
-    if types:
+BACKENDS: dict[str, type[Fts5] | type[Tsvector]] = {"sqlite": Fts5, "postgresql": Tsvector}
+
+
+@dataclass(frozen=True)
+class _Statements:
+    count: Select[Any]
+    page: Select[Any]
+    snippets: Select[Any]
+
+
+@lru_cache(maxsize=64)
+def _statements(dialect: str, typed: bool, sort: str | None) -> _Statements:
+    """A search's statements, built once per engine, type filter and order (building them
+    cost a search for a rare word three times what running them did). An unknown sort
+    field is a 422 problem, raised before anything is cached."""
+    backend = BACKENDS[dialect]
+    found = backend.matches(typed)
+    if typed:
         count = select(sa.func.count()).select_from(found.subquery())
     else:  # the matches alone: on SQLite, without reading the content table
         count = select(sa.func.count()).select_from(DOCUMENT).where(backend.match())
-    total = int(connection.execute(count).scalar_one())
     scored = found.add_columns(backend.score().label("score")).subquery()
     fields = {name: scored.c[name] for name in ("score", "type", "id", "title")}
-    order = [*order_by(page.sort, fields, "-score", scored.c.type), scored.c.id.asc()]
-    query = select(scored).order_by(*order).limit(page.limit).offset(page.offset)
-    rows = connection.execute(query).all()
-    snippets = backend.snippets(connection, rows) if rows else {}
+    order = [*order_by(sort, fields, "-score", scored.c.type), scored.c.id.asc()]
+    page = select(scored).order_by(*order)
+    page = page.limit(sa.bindparam("page_limit", type_=sa.Integer))
+    page = page.offset(sa.bindparam("page_offset", type_=sa.Integer))
+    return _Statements(count, page, backend.snippets())
+
+
+def search_documents(
+    connection: Connection, words: Sequence[str], types: Sequence[str], page: PageParams
+) -> tuple[list[Record], int]:
+    """One page of hits, best first, and how many documents match in all: the count and
+    the page in one batch (one round trip on PostgreSQL), then the page's snippets."""
+    dialect = connection.dialect.name
+    backend = BACKENDS[dialect]
+    statements = _statements(dialect, bool(types), page.sort)
+    params: dict[str, Any] = {"q": backend.query_text(words)}
+    if types:
+        params["types"] = list(types)
+    pages = {"page_limit": page.limit, "page_offset": page.offset}
+    (counted,), rows = fetch_all(
+        connection, [(statements.count, params), (statements.page, {**params, **pages})]
+    )
+    snippets = {}
+    if rows:
+        marked = fetch(
+            connection, statements.snippets, q=params["q"], **backend.snippet_params(rows)
+        )
+        snippets = {
+            (t, i): (title, _ellipsize(fragment, body) if body else fragment)
+            for t, i, title, fragment, body in marked
+        }
     hits = []
     for row in rows:
         title, fragment = snippets.get((row.type, row.id), (row.title, ""))
@@ -496,7 +554,7 @@ def search_documents(
                 "score": float(f"{row.score:.6g}"),
             }
         )
-    return hits, total
+    return hits, int(counted[0])
 
 
 # --- the route ----------------------------------------------------------------------------
