@@ -417,7 +417,7 @@ class Fts5:
             DOCUMENT.c.id,
             sa.func.highlight(FTS, 2, MARK, UNMARK),
             sa.func.snippet(FTS, 3, MARK, UNMARK, "…", SNIPPET_WORDS),
-            sa.literal_column("''").label("body"),  # as PostgreSQL's fifth column
+            sa.literal_column("''").label("body"),  # as PostgreSQL's: nothing to ellipsize
         ).where(cls.match(), any_of(DOCUMENT.c.rowid + 0, "docs", "sqlite"))
 
     @staticmethod
@@ -539,8 +539,7 @@ def search_documents(
             connection, statements.snippets, q=params["q"], **backend.snippet_params(rows)
         )
         snippets = {
-            (t, i): (title, _ellipsize(fragment, body) if body else fragment)
-            for t, i, title, fragment, body in marked
+            (t, i): (title, _ellipsize(fragment, body)) for t, i, title, fragment, body in marked
         }
     hits = []
     for row in rows:
