@@ -176,15 +176,15 @@ def with_refusals(spec: dict[str, Any]) -> dict[str, Any]:
     that takes a body can answer 413 (the bytes that arrive are counted before
     authentication or parsing), and every ``/v1`` operation 422 (a query parameter it does
     not take)."""
-    content = problem_responses(413)[413]["content"]
+    problem = problem_responses(413)[413]["content"]  # a problem's content, any status
     too_large = {
         "description": "Content Too Large: the body is over this operation's limit "
         "(`DYAD_MAX_BODY_BYTES`; for imports, `DYAD_MAX_IMPORT_BYTES`).",
-        "content": content,
+        "content": problem,
     }
     unknown = {
         "description": "Unprocessable Entity: a query parameter this operation does not take.",
-        "content": content,
+        "content": problem,
     }
     for path, item in spec["paths"].items():
         for operation in item.values():

@@ -172,8 +172,8 @@ def load(
 ) -> tuple[float, float, float, int]:
     # A timeout longer than the load: wrk leaves a request that timed out out of its
     # percentiles, so a load whose every request took over its default 2 s reported 0 ms.
-    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", f"--timeout={2 * seconds}s"]
-    command.append("--latency")
+    timeout = f"--timeout={2 * seconds}s"
+    command = [wrk, "-t1", f"-c{connections}", f"-d{seconds}s", timeout, "--latency"]
     for name, value in (headers or {}).items():
         command += ["-H", f"{name}: {value}"]
     output = subprocess.run(
