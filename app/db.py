@@ -484,7 +484,7 @@ async def reading(engine: Engine, work: Callable[[Connection], T]) -> T:
 
     On SQLite in the event loop: its statements are this process's own CPU work, which a
     hop to a thread would only add to. On PostgreSQL in a worker thread: a request waiting
-    for the server's answers (a dossier's three rounds) must let the others run, or one
+    for the server's answers (a dossier's two rounds) must let the others run, or one
     worker serves one request at a time while both it and the server sit idle. A read waits
     for a thread (see :func:`_read_threads`) no longer than a checkout waits for a
     connection: then it fails as a checkout would, into a 503.

@@ -1,10 +1,10 @@
 """The pair dossier and timeline: everything that ties two countries, in one answer.
 
-The dossier is assembled read-only with a fixed number of queries in three rounds (the
-ids of every section; each section's records in bulk; the sources cited), whatever the
-number of facts; the queries of a round go to the database together. It is
-symmetric: the pair is put in canonical order before any query, so ``KZ/AZ`` and ``AZ/KZ``
-hold the same facts; only ``countries`` keeps the order that was asked.
+The dossier is assembled read-only with a fixed number of queries in two rounds (each
+section's records in bulk; the sources cited), whatever the number of facts; the queries
+of a round go to the database together. It is symmetric: the pair is put in canonical
+order before any query, so ``KZ/AZ`` and ``AZ/KZ`` hold the same facts; only ``countries``
+keeps the order that was asked.
 """
 
 from __future__ import annotations
@@ -18,15 +18,8 @@ from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import (
     Connection,
-    Date,
-    Integer,
     String,
     bindparam,
-    cast,
-    literal_column,
-    null,
-    select,
-    union_all,
 )
 from starlette.responses import Response
 
@@ -50,7 +43,7 @@ from app.pagination import (
     sorted_page,
 )
 from app.problems import InvalidInput, problem_responses
-from app.readers import Reading, collection_reading, run, together
+from app.readers import Choice, Chosen, Reading, collection_reading, run, together
 from app.values import PartialDate
 
 Record = dict[str, Any]
@@ -142,57 +135,33 @@ PairPath = Annotated[tuple[str, str], Depends(_pair_path)]
 
 
 X, Y = bindparam("x", type_=String), bindparam("y", type_=String)  # the pair, sorted
-# A section's order, as sort keys by type: the sections' ids come from one UNION ALL, whose
-# columns each have one type on PostgreSQL. Ids break ties; an undated treaty comes last.
-SORT_KEYS: dict[str, Any] = {"date": Date(), "number": Integer(), "text": String()}
-SECTIONS: dict[str, tuple[Any, list[Any], dict[str, Any]]] = {
-    # section: (main table, the pair's facts, their order in the dossier)
-    "relations": (RELATION, [RELATION.c.country_a == X, RELATION.c.country_b == Y], {}),
-    "treaties": (
-        treaties.TREATY,
-        [treaties.party(X), treaties.party(Y)],
-        {"date": treaties.TREATY.c.signed_start},
+SECTIONS = {
+    # Each section's facts of the pair, in their order in the dossier (undated last, ties by
+    # id), read in the same round as their children: one round of statements, not a round
+    # for the ids first (that was a sixth of a dossier's SQL time on SQLite and a round trip
+    # on PostgreSQL).
+    "relations": Choice(RELATION, (RELATION.c.country_a == X, RELATION.c.country_b == Y)),
+    "treaties": Choice(
+        treaties.TREATY, (treaties.party(X), treaties.party(Y)), (treaties.TREATY.c.signed_start,)
     ),
-    "visits": (
-        VISIT,
-        [either_way(VISIT.c.guest, VISIT.c.host, X, Y)],
-        {"date": VISIT.c.date_start},
+    "visits": Choice(
+        VISIT, (either_way(VISIT.c.guest, VISIT.c.host, X, Y),), (VISIT.c.date_start,)
     ),
-    "trade": (
+    "trade": Choice(
         TRADE,
-        [either_way(TRADE.c.reporter, TRADE.c.partner, X, Y)],
-        {"number": TRADE.c.year, "text": TRADE.c.flow},
+        (either_way(TRADE.c.reporter, TRADE.c.partner, X, Y),),
+        (TRADE.c.year, TRADE.c.flow),
     ),
-    "figures": (
-        FIGURE,
-        [FIGURE.c.country_a == X, FIGURE.c.country_b == Y],
-        {"text": FIGURE.c.metric},
+    "figures": Choice(
+        FIGURE, (FIGURE.c.country_a == X, FIGURE.c.country_b == Y), (FIGURE.c.metric,)
     ),
-    "organizations": (
+    "organizations": Choice(
         ORGANIZATION,
-        [organizations.member(X), organizations.member(Y)],
-        {"text": ORGANIZATION.c.name},
+        (organizations.member(X), organizations.member(Y)),
+        (ORGANIZATION.c.name,),
     ),
-    "routes": (routes.ROUTE, [routes.through(X), routes.through(Y)], {"text": routes.ROUTE.c.name}),
+    "routes": Choice(routes.ROUTE, (routes.through(X), routes.through(Y)), (routes.ROUTE.c.name,)),
 }
-_SECTION_ROWS = union_all(
-    *(
-        select(
-            literal_column(f"'{section}'").label("section"),
-            main.c.id.label("id"),
-            *(order.get(key, cast(null(), type_)).label(key) for key, type_ in SORT_KEYS.items()),
-        ).where(*where)
-        for section, (main, where, order) in SECTIONS.items()
-    )
-).subquery()
-SECTION_IDS = select(_SECTION_ROWS.c.section, _SECTION_ROWS.c.id).order_by(
-    _SECTION_ROWS.c.section,
-    *(_SECTION_ROWS.c[key].nulls_last() for key in SORT_KEYS),
-    _SECTION_ROWS.c.id,
-)
-"""The ids of every section, each in its order, in one statement built once (a round trip
-per section was most of a dossier's time on PostgreSQL; a ``row_number()`` window per
-section, as it was first written, took most of this statement's time on SQLite)."""
 
 
 def build_dossier(connection: Connection, a: str, b: str, *, whole: bool = True) -> Record:
@@ -207,27 +176,24 @@ def build_dossier(connection: Connection, a: str, b: str, *, whole: bool = True)
 
 
 def _dossier(connection: Connection, a: str, b: str, whole: bool) -> Reading[Record]:
-    """In three rounds of queries (which PostgreSQL answers in three round trips): the
-    ids of every section; every section's records; the sources they cite and the names of
-    the people in the visits."""
+    """In two rounds of queries (which PostgreSQL answers in two round trips): every
+    section's records; the sources they cite and the names of the people in the visits."""
     x, y = sorted((a, b))
     index = country_index(connection.engine)
-    ids: dict[str, list[str]] = {section: [] for section in SECTIONS}
-    (rows,) = yield [(SECTION_IDS, {"x": x, "y": y})]
-    for row in rows:
-        ids[row.section].append(row.id)
+    pair = {"x": x, "y": y}
+    chosen = {section: Chosen(choice, pair) for section, choice in SECTIONS.items()}
 
     def read(section: str) -> Reading[list[Record]]:
-        return collection_reading(connection, section, ids[section])
+        return collection_reading(connection, section, chosen[section])
 
     sections = yield from together(
         read("relations"),
         read("figures"),
-        organizations.presented_reading(connection, ids["organizations"]),
+        organizations.presented_reading(connection, chosen["organizations"]),
         read("treaties"),
         read("visits"),
         read("trade"),
-        routes.presented_reading(connection, ids["routes"] if whole else []),
+        routes.presented_reading(connection, chosen["routes"] if whole else []),
     )
     relations, figures, shared, treaty_list, visit_list, trade_list, route_list = sections
     for figure in figures:

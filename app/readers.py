@@ -11,16 +11,22 @@ A reader is a generator (a :data:`Reading`): it yields the queries it needs, all
 and is sent their rows. :func:`together` runs several readings in step, so that the queries
 of each of their rounds go to the database as one batch, which PostgreSQL answers in one
 round trip; :func:`run` runs a reading on a connection.
+
+A reader takes the ids of the entities it reads, or ``None`` for all of them, or a
+:class:`Chosen`: the entities a statement picks, in an order it gives, read in the same
+round as the statement runs (the dossier's sections, which need no round for their ids).
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Generator, Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Select, Table, and_, literal_column, select
+from sqlalchemy.sql import ColumnElement
 
 from app import models as m
 from app.db import Query, any_of, fetch_all
@@ -69,18 +75,58 @@ def together(*readings: Reading[Any]) -> Reading[list[Any]]:
 CITATION = table(m.Citation)
 
 
-def _ids(ids: Sequence[str] | None) -> dict[str, Any]:
+@dataclass(frozen=True, eq=False)
+class Choice:
+    """Which rows of ``main`` a statement picks (``where``, with bind parameters) and in what
+    order (columns of ``main``, nulls last; ties by id). Built once: a statement built from
+    it is cached by its identity."""
+
+    main: Table
+    where: tuple[ColumnElement[bool], ...]
+    order: tuple[ColumnElement[Any], ...] = ()
+
+    @property
+    def ids(self) -> Select[Any]:
+        """The chosen ids, for the rows of other tables that belong to them."""
+        return select(self.main.c.id).where(*self.where).correlate(None)
+
+
+@dataclass(frozen=True)
+class Chosen:
+    """The entities of a :class:`Choice` for some values of its parameters."""
+
+    choice: Choice
+    params: dict[str, Any] = field(hash=False)
+
+
+Ids = Sequence[str] | Chosen | None
+"""The entities to read: these ids (in this order), those a statement picks, or all."""
+
+
+def _ids(ids: Ids) -> dict[str, Any]:
+    if isinstance(ids, Chosen):
+        return ids.params
     return {} if ids is None else {"ids": list(ids)}
 
 
+def _which(ids: Ids) -> Choice | bool:
+    """What a statement's ``WHERE`` depends on: the choice, or whether ids are listed."""
+    return ids.choice if isinstance(ids, Chosen) else ids is not None
+
+
 @cache
-def _select(tbl: Table, key: str, fact_type: str | None, by_id: bool, dialect: str) -> Select[Any]:
-    """Rows of ``tbl`` whose ``key`` is one of the ids (all rows without them), in order,
-    each joined to its citations when ``fact_type`` names them (a row per citation). Built
-    once per table: building a statement costs more than running it."""
-    order = [tbl.c[key]]
+def _select(
+    tbl: Table, key: str, fact_type: str | None, which: Choice | bool, dialect: str
+) -> Select[Any]:
+    """Rows of ``tbl`` whose ``key`` is one of the ids (all rows without them; the chosen
+    ones with a :class:`Choice`), in order, each joined to its citations when
+    ``fact_type`` names them (a row per citation). Built once per table: building a
+    statement costs more than running it."""
+    order: list[ColumnElement[Any]] = [tbl.c[key]]
     if key != "id":  # child rows: in their stated order
         order += [tbl.c[name] for name in ("position", "id") if name in tbl.c]
+    elif isinstance(which, Choice):  # the chosen order, ties by id
+        order = [*(column.nulls_last() for column in which.order), tbl.c.id]
     query = select(tbl)
     if fact_type is not None:
         cited = and_(
@@ -92,22 +138,24 @@ def _select(tbl: Table, key: str, fact_type: str | None, by_id: bool, dialect: s
         ).select_from(tbl.outerjoin(CITATION, cited))
         order.append(CITATION.c.position)
     query = query.order_by(*order)
-    return query.where(any_of(tbl.c[key], "ids", dialect)) if by_id else query
+    if isinstance(which, Choice):
+        return (
+            query.where(*which.where)
+            if tbl is which.main
+            else query.where(tbl.c[key].in_(which.ids))
+        )
+    return query.where(any_of(tbl.c[key], "ids", dialect)) if which else query
 
 
 def _cited(
-    connection: Connection,
-    tbl: Table,
-    fact_type: str | None,
-    ids: Sequence[str] | None,
-    key: str = "id",
+    connection: Connection, tbl: Table, fact_type: str | None, ids: Ids, key: str = "id"
 ) -> Query:
     """Rows joined to their citations (read them with :func:`_with_citations`); with no
     ``fact_type``, the rows alone (see :func:`_rows`)."""
-    return _select(tbl, key, fact_type, ids is not None, connection.dialect.name), _ids(ids)
+    return _select(tbl, key, fact_type, _which(ids), connection.dialect.name), _ids(ids)
 
 
-def _rows(connection: Connection, tbl: Table, ids: Sequence[str] | None, key: str = "id") -> Query:
+def _rows(connection: Connection, tbl: Table, ids: Ids, key: str = "id") -> Query:
     return _cited(connection, tbl, None, ids, key)
 
 
@@ -126,7 +174,7 @@ def _cited_with_children(
     connection: Connection,
     tbl: Table,
     fact_type: str,
-    ids: Sequence[str] | None,
+    ids: Ids,
     children: Table,
     key: str,
 ) -> Reading[tuple[list[tuple[Any, list[Record]]], dict[str, list[Any]]]]:
@@ -146,14 +194,14 @@ def _grouped(items: Sequence[Any], key: Callable[[Any], str]) -> dict[str, list[
     return grouped
 
 
-def _in_order(records: list[Record], ids: Sequence[str] | None) -> list[Record]:
-    if ids is None:
+def _in_order(records: list[Record], ids: Ids) -> list[Record]:
+    if ids is None or isinstance(ids, Chosen):  # in the statement's order
         return records
     by_id = {r["id"]: r for r in records}
     return [by_id[i] for i in dict.fromkeys(ids) if i in by_id]
 
 
-def read_sources(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_sources(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     (rows,) = yield [_rows(connection, table(m.Source), ids)]
     return [
         {
@@ -170,12 +218,12 @@ def read_sources(connection: Connection, ids: Sequence[str] | None) -> Reading[l
     ]
 
 
-def read_organizations(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_organizations(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     (rows,) = yield [_rows(connection, table(m.Organization), ids)]
     return [{"id": r.id, "name": r.name, "acronym": r.acronym, "kind": r.kind} for r in rows]
 
 
-def read_people(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_people(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     role_rows, people = yield [
         _cited(connection, table(m.Role), "role", ids, key="person_id"),
         _rows(connection, table(m.Person), ids),
@@ -203,7 +251,7 @@ def read_people(connection: Connection, ids: Sequence[str] | None) -> Reading[li
     ]
 
 
-def read_relations(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_relations(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     note_rows, relation_rows = yield [
         _cited(connection, table(m.RelationNote), "relation_note", ids, key="relation_id"),
         _cited(connection, table(m.DiplomaticRelation), "relation", ids),
@@ -224,7 +272,7 @@ def read_relations(connection: Connection, ids: Sequence[str] | None) -> Reading
     ]
 
 
-def read_treaties(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_treaties(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     treaties, parties = yield from _cited_with_children(
         connection, table(m.Treaty), "treaty", ids, table(m.TreatyParty), "treaty_id"
     )
@@ -243,7 +291,7 @@ def read_treaties(connection: Connection, ids: Sequence[str] | None) -> Reading[
     ]
 
 
-def read_visits(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_visits(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     visits, participants = yield from _cited_with_children(
         connection, table(m.Visit), "visit", ids, table(m.VisitParticipant), "visit_id"
     )
@@ -265,7 +313,7 @@ def read_visits(connection: Connection, ids: Sequence[str] | None) -> Reading[li
     ]
 
 
-def read_trade(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_trade(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     (rows,) = yield [_cited(connection, table(m.TradeFigure), "trade", ids)]
     return [
         {
@@ -283,7 +331,7 @@ def read_trade(connection: Connection, ids: Sequence[str] | None) -> Reading[lis
     ]
 
 
-def read_routes(connection: Connection, ids: Sequence[str] | None) -> Reading[list[Record]]:
+def read_routes(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     routes, countries = yield from _cited_with_children(
         connection, table(m.TransportRoute), "route", ids, table(m.RouteCountry), "route_id"
     )
@@ -300,9 +348,7 @@ def read_routes(connection: Connection, ids: Sequence[str] | None) -> Reading[li
     ]
 
 
-def read_memberships(
-    connection: Connection, ids: Sequence[str] | None, key: str = "id"
-) -> Reading[list[Record]]:
+def read_memberships(connection: Connection, ids: Ids, key: str = "id") -> Reading[list[Record]]:
     """Memberships by id, or (``key="organization_id"``) those of the organizations ``ids``."""
     (rows,) = yield [_cited(connection, table(m.Membership), "membership", ids, key)]
     return [
@@ -317,9 +363,7 @@ def read_memberships(
     ]
 
 
-def read_figures(
-    connection: Connection, ids: Sequence[str] | None, key: str = "id"
-) -> Reading[list[Record]]:
+def read_figures(connection: Connection, ids: Ids, key: str = "id") -> Reading[list[Record]]:
     """Figures by id, or (``key="route_id"``) those of the routes ``ids``, by route then id."""
     (rows,) = yield [_cited(connection, table(m.Figure), "figure", ids, key)]
     return [
@@ -339,7 +383,7 @@ def read_figures(
     ]
 
 
-READERS: dict[str, Callable[[Connection, Sequence[str] | None], Reading[list[Record]]]] = {
+READERS: dict[str, Callable[[Connection, Ids], Reading[list[Record]]]] = {
     "sources": read_sources,
     "organizations": read_organizations,
     "people": read_people,
@@ -354,7 +398,7 @@ READERS: dict[str, Callable[[Connection, Sequence[str] | None], Reading[list[Rec
 
 
 def collection_reading(
-    connection: Connection, collection: str, ids: Sequence[str] | None = None
+    connection: Connection, collection: str, ids: Ids = None
 ) -> Reading[list[Record]]:
     """The reading of :func:`read_collection`, to run together with others."""
     if ids is not None and not ids:

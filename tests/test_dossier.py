@@ -324,7 +324,7 @@ def test_dossier_sql_does_not_grow_with_the_facts(seeded_url: str) -> None:
     assert len(large["shared_organizations"]) == len(small["shared_organizations"]) + 5
     assert len(large["routes"]) == len(small["routes"]) + 2
     assert before == after == reverse
-    assert before <= 17  # BEGIN, the section ids, then per section its rows and children
+    assert before <= 16  # BEGIN, per section its rows and children, the sources and names
     assert without_countries(large) == without_countries(large_reversed)
 
 
@@ -591,11 +591,12 @@ def test_timeline_orders_mixed_precisions(mixed: TestClient) -> None:
     assert [(e["date"], e["type"], e["id"]) for e in page["items"]] == MIXED_TIMELINE[3:6]
 
 
-def test_the_dossier_reads_in_three_rounds(
+def test_the_dossier_reads_in_two_rounds(
     seeded_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Ids, then every section, then sources and names: each round's statements go to the
-    database as one batch (on PostgreSQL one round trip), whatever the number of facts."""
+    """Every section (no round for their ids first), then sources and names: each round's
+    statements go to the database as one batch (on PostgreSQL one round trip), whatever
+    the number of facts."""
     rounds: list[int] = []
     fetch_all = readers.fetch_all
 
@@ -611,8 +612,8 @@ def test_the_dossier_reads_in_three_rounds(
     finally:
         engine.dispose()
     assert dossier["visits"] and dossier["sources"]
-    assert len(rounds) == 3
-    assert rounds[0] == 1 and rounds[1] >= 10 and rounds[2] == 2
+    assert len(rounds) == 2
+    assert rounds[0] >= 10 and rounds[1] == 2
     assert sum(rounds) <= statements  # every statement of a round was sent
 
 
@@ -641,7 +642,7 @@ def test_the_timeline_reads_only_what_it_shows(seeded_url: str) -> None:
 def test_postgresql_sends_each_round_of_the_dossier_in_one_pipeline(
     shared_seeded_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Each of the dossier's three rounds is one psycopg pipeline (one round trip), the
+    """Each of the dossier's two rounds is one psycopg pipeline (one round trip), the
     first with the setting for generic plans."""
     if shared_seeded_url.startswith("sqlite"):
         pytest.skip("pipelines are psycopg's")
@@ -664,5 +665,5 @@ def test_postgresql_sends_each_round_of_the_dossier_in_one_pipeline(
     finally:
         engine.dispose()
     assert dossier["sources"] and dossier["visits"]
-    assert len(pipelines) == 3
+    assert len(pipelines) == 2
     assert not any("plan_cache_mode" in statement for statement in statements)  # sent inside

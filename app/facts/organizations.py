@@ -24,7 +24,7 @@ from app.pagination import (
     text_pattern,
 )
 from app.problems import problem_responses
-from app.readers import Reading, collection_reading, read_memberships, run, together
+from app.readers import Ids, Reading, collection_reading, read_memberships, run, together
 from app.records import OrganizationRecord
 from app.resources import (
     CountryQuery,
@@ -62,7 +62,7 @@ def members(connection: Connection, org_ids: list[str]) -> dict[str, list[Record
     return run(connection, members_reading(connection, org_ids))
 
 
-def members_reading(connection: Connection, org_ids: list[str]) -> Reading[dict[str, list[Record]]]:
+def members_reading(connection: Connection, org_ids: Ids) -> Reading[dict[str, list[Record]]]:
     found = (
         (yield from read_memberships(connection, org_ids, key="organization_id")) if org_ids else []
     )
@@ -81,7 +81,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return _with_members(records, members(connection, [r["id"] for r in records]))
 
 
-def presented_reading(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+def presented_reading(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     """The organizations ``ids`` as :func:`present` makes them, their memberships read in
     the same round as they are."""
     records, found = yield from together(

@@ -15,7 +15,7 @@ from app.facts.schemas import Fact
 from app.models import table
 from app.pagination import CSV_RESPONSE, Code, Page, PageParams, Where, sorted_page
 from app.problems import problem_responses
-from app.readers import Reading, collection_reading, read_figures, run, together
+from app.readers import Ids, Reading, collection_reading, read_figures, run, together
 from app.records import RouteRecord
 from app.resources import CountryQuery, Record, add_get_route, list_response
 from app.values import PartialDate
@@ -49,7 +49,7 @@ def route_figures(connection: Connection, route_ids: list[str]) -> dict[str, lis
 
 
 def route_figures_reading(
-    connection: Connection, route_ids: list[str]
+    connection: Connection, route_ids: Ids
 ) -> Reading[dict[str, list[Record]]]:
     grouped: dict[str, list[Record]] = {}
     found = (yield from read_figures(connection, route_ids, key="route_id")) if route_ids else []
@@ -73,7 +73,7 @@ def present(connection: Connection, records: list[Record]) -> list[Record]:
     return _with_figures(connection, records, route_figures(connection, [r["id"] for r in records]))
 
 
-def presented_reading(connection: Connection, ids: list[str]) -> Reading[list[Record]]:
+def presented_reading(connection: Connection, ids: Ids) -> Reading[list[Record]]:
     """The routes ``ids`` as :func:`present` makes them, their figures read in the same
     round as they are."""
     records, figures = yield from together(
