@@ -137,9 +137,8 @@ PairPath = Annotated[tuple[str, str], Depends(_pair_path)]
 X, Y = bindparam("x", type_=String), bindparam("y", type_=String)  # the pair, sorted
 SECTIONS = {
     # Each section's facts of the pair, in their order in the dossier (undated last, ties by
-    # id), read in the same round as their children: one round of statements, not a round
-    # for the ids first (that was a sixth of a dossier's SQL time on SQLite and a round trip
-    # on PostgreSQL).
+    # id), picked by the statements that read them and their children: no statement and
+    # round (on PostgreSQL a round trip) for the ids first.
     "relations": Choice(RELATION, (RELATION.c.country_a == X, RELATION.c.country_b == Y)),
     "treaties": Choice(
         treaties.TREATY, (treaties.party(X), treaties.party(Y)), (treaties.TREATY.c.signed_start,)

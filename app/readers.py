@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Callable, Generator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -91,12 +91,12 @@ class Choice:
         return select(self.main.c.id).where(*self.where).correlate(None)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Chosen:
     """The entities of a :class:`Choice` for some values of its parameters."""
 
     choice: Choice
-    params: dict[str, Any] = field(hash=False)
+    params: dict[str, Any]
 
 
 Ids = Sequence[str] | Chosen | None
