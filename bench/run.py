@@ -10,8 +10,10 @@ only. Dyad is measured with its response cache on and off; ``--scale-rows`` meas
 cold dossier and trade page again over a larger dataset, ``--postgres`` the cold reads over
 PostgreSQL (a database ``dyad_bench_<rows>`` made on that server). The figures that matter
 are the ratios to the Starlette ceiling measured in the same run: absolute req/s drift
-between machines and rounds. Results, with issue 6's targets checked, are written to
-bench/results/latest.json and latest.md.
+between machines and rounds. ``--repeat 3`` loads each endpoint three times, interleaved
+with the servers it is compared with, and keeps the median of each figure: on a host
+that stalls now and then, one load's p99 or req/s can be off by a factor. Results, with
+issue 6's targets checked, are written to bench/results/latest.json and latest.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from statistics import median
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".data"
@@ -52,6 +55,29 @@ class Result:
     errors: int
     ratio_to_ceiling: float = 0.0
     ratio_to_datasette: float | None = None
+
+
+def median_result(loads: list[Result]) -> Result:
+    """One result of several loads of the same endpoint: the median of each figure (a
+    moment's stall spoils one load, not the result), and all their failures."""
+    first = loads[0]
+    return Result(
+        first.name,
+        first.server,
+        first.url,
+        median(load.requests_per_second for load in loads),
+        median(load.p50_ms for load in loads),
+        median(load.p99_ms for load in loads),
+        sum(load.errors for load in loads),
+    )
+
+
+def medians(loads: list[Result]) -> list[Result]:
+    """The loads of each server and endpoint as one result, in the order first measured."""
+    grouped: dict[tuple[str, str], list[Result]] = {}
+    for load in loads:
+        grouped.setdefault((load.server, load.name), []).append(load)
+    return [median_result(group) for group in grouped.values()]
 
 
 def free_port() -> int:
@@ -323,8 +349,9 @@ def dossier_size(url: str) -> int:
 def run(args: argparse.Namespace) -> list[Result]:
     wrk = ensure_wrk()
     database = prepare(args.rows)
-    results: list[Result] = []
+    results: list[Result] = []  # every load; several per endpoint with --repeat
     a, b = PAIR
+    again = range(args.repeat)
 
     def measure(
         name: str, server_name: str, base: str, path: str, headers: dict[str, str] | None = None
@@ -395,13 +422,17 @@ def run(args: argparse.Namespace) -> list[Result]:
     # The ceiling is measured before and after the cached reads, which are compared with it.
     ceiling_command = uvicorn("bench.ceiling:app", port)
     with server(ceiling_command, port, {"CEILING_BYTES": str(size)}) as ceiling_base:
-        measure("constant JSON", "starlette", ceiling_base, "/")
-        measure(SIZED_CEILING, "starlette", ceiling_base, "/sized")
+        for _ in again:
+            measure("constant JSON", "starlette", ceiling_base, "/")
+            measure(SIZED_CEILING, "starlette", ceiling_base, "/sized")
         with dyad(sqlite_url, cache=True) as base:
             for name in PATHS:
-                measure_path(name, "dyad/cache", base, args.rows)
-            measure_304("dyad/cache", base)
-        measure(CEILING_AFTER_CACHED, "starlette", ceiling_base, "/")
+                for _ in again:
+                    measure_path(name, "dyad/cache", base, args.rows)
+            for _ in again:
+                measure_304("dyad/cache", base)
+        for _ in again:
+            measure(CEILING_AFTER_CACHED, "starlette", ceiling_base, "/")
     # The cold reads that are compared with each other (SQLite, PostgreSQL, Datasette, the
     # larger dataset) are measured back to back, endpoint by endpoint: the host's speed
     # drifts over minutes, and measured a block apart, two servers' ratio moved by a third.
@@ -419,17 +450,21 @@ def run(args: argparse.Namespace) -> list[Result]:
             cold[scaled] = (servers.enter_context(dyad(larger, cache=False)), args.scale_rows)
         datasette_base = servers.enter_context(datasette())
         for name in PATHS:
-            for label, (base, rows) in cold.items():
-                if label != scaled or name in SCALED:
-                    measure_path(name, label, base, rows)
-            if datasette_base and name in DATASETTE:
-                path = DATASETTE[name].format(db=database.stem, a=a, b=b)
-                measure(name, "datasette", datasette_base, path)
-        for label, (base, _) in cold.items():
-            measure_304(label, base)
+            for _ in again:
+                for label, (base, rows) in cold.items():
+                    if label != scaled or name in SCALED:
+                        measure_path(name, label, base, rows)
+                if datasette_base and name in DATASETTE:
+                    path = DATASETTE[name].format(db=database.stem, a=a, b=b)
+                    measure(name, "datasette", datasette_base, path)
+        for _ in again:
+            for label, (base, _) in cold.items():
+                measure_304(label, base)
     port = free_port()
     with server(uvicorn("bench.ceiling:app", port), port) as base:
-        measure(CEILING_AGAIN, "starlette", base, "/")
+        for _ in again:
+            measure(CEILING_AGAIN, "starlette", base, "/")
+    results = medians(results)
     results.sort(key=_table_order)
     ceiling = ceiling_of(results)
     for result in results:
@@ -537,6 +572,7 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
         "postgres": bool(args.postgres),
         "seconds": args.seconds,
         "connections": args.connections,
+        "repeat": args.repeat,
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores",
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -555,7 +591,8 @@ def report(results: list[Result], args: argparse.Namespace) -> None:
     )
     lines = [
         f"# Read benchmark ({args.rows:,} trade rows, wrk -t1 -c{args.connections} "
-        f"-d{args.seconds}s)",
+        f"-d{args.seconds}s"
+        + (f", each figure the median of {args.repeat} loads)" if args.repeat > 1 else ")"),
         "",
         f"{meta['at']} · Python {meta['python']} · {meta['machine']}; server on core 0, "
         "load from core 1.",
@@ -603,7 +640,16 @@ def main(argv: list[str] | None = None) -> None:
         default=os.environ.get("DYAD_BENCH_POSTGRES_URL", ""),
         help="a PostgreSQL server URL (loopback): also measure Dyad over PostgreSQL",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="loads per endpoint, interleaved with the servers it is compared with; "
+        "each figure is their median",
+    )
     args = parser.parse_args(argv)
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     report(run(args), args)
 
 

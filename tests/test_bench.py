@@ -10,6 +10,7 @@ from bench.run import (
     Result,
     ceiling_drift,
     ceiling_of,
+    medians,
     parse_wrk,
 )
 
@@ -57,3 +58,27 @@ def test_ratios_are_to_the_higher_ceiling_around_the_cached_reads() -> None:
     at_the_end = ceiling(CEILING_AGAIN, 30_000)  # not around the cached reads
     assert ceiling_of([before, after, at_the_end]) == 25_000
     assert ceiling_of([before]) == 20_000
+
+
+def test_repeated_loads_give_the_median_of_each_figure_in_the_order_measured() -> None:
+    def load(server: str, name: str, rps: float, p50: float, p99: float, errors: int) -> Result:
+        return Result(name, server, "/", rps, p50, p99, errors)
+
+    loads = [
+        load("dyad/no-cache", "dossier", 400, 80.0, 120.0, 0),
+        load("datasette", "dossier", 150, 200.0, 230.0, 0),
+        load("dyad/no-cache", "dossier", 90, 300.0, 980.0, 2),  # a stalled host
+        load("datasette", "dossier", 160, 190.0, 220.0, 0),
+        load("dyad/no-cache", "dossier", 420, 76.0, 110.0, 0),
+        load("datasette", "dossier", 155, 195.0, 240.0, 1),
+    ]
+    dyad, datasette = medians(loads)
+    assert (dyad.server, dyad.requests_per_second, dyad.p50_ms, dyad.p99_ms) == (
+        "dyad/no-cache",
+        400,
+        80.0,
+        120.0,
+    )
+    assert dyad.errors == 2
+    assert (datasette.requests_per_second, datasette.p50_ms, datasette.p99_ms) == (155, 195, 230)
+    assert medians(loads[:2]) == loads[:2]  # one load each: as measured
