@@ -279,10 +279,13 @@ def serve(
     """
     import uvicorn
 
+    from app.serving import LOOP
+
     settings = get_settings()
     uvicorn.run(
         "app.main:create_app",
         factory=True,
+        loop=LOOP,
         host=host,
         port=port,
         workers=workers,

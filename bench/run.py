@@ -4,7 +4,8 @@
     .venv/bin/python bench/run.py --rows 100000 --scale-rows 1000000 \
         --postgres postgresql+psycopg://postgres@127.0.0.1:5432/test
 
-Each server runs as users run it (uvicorn, one worker, uvloop + httptools, no access log),
+Each server runs as users run it (uvicorn, one worker, `dyad serve`'s uvloop + httptools, no
+access log),
 pinned to core 0 with taskset where there is one; wrk loads it from core 1 over 127.0.0.1
 only. Dyad is measured with its response cache on and off; ``--scale-rows`` measures the
 cold dossier and trade page again over a larger dataset, ``--postgres`` the cold reads over
@@ -35,6 +36,8 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from statistics import median
+
+from app.serving import LOOP
 
 ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "bench" / ".data"
@@ -175,7 +178,7 @@ def uvicorn(app: str, port: int, *, factory: bool = False) -> list[str]:
         "--workers",
         "1",
         "--loop",
-        "uvloop",
+        LOOP,  # as `dyad serve` runs
         "--http",
         "httptools",
         "--no-access-log",
