@@ -591,9 +591,7 @@ def test_timeline_orders_mixed_precisions(mixed: TestClient) -> None:
     assert [(e["date"], e["type"], e["id"]) for e in page["items"]] == MIXED_TIMELINE[3:6]
 
 
-def test_the_dossier_reads_in_two_rounds(
-    seeded_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_the_dossier_reads_in_two_rounds(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """Every section (no round for their ids first), then sources and names: each round's
     statements go to the database as one batch (on PostgreSQL one round trip), whatever
     the number of facts."""
